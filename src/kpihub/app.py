@@ -1,0 +1,73 @@
+"""The ASGI application: ``create_app(settings)`` is the one factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.routing import Route
+
+from kpihub import health, openapi
+from kpihub.errors import KpihubError
+from kpihub.http.errors import (
+    http_exception_handler,
+    kpihub_error_handler,
+    unhandled_error_handler,
+)
+from kpihub.ingest import routes as ingest_routes
+from kpihub.oauth import routes as oauth_routes
+from kpihub.oauth.keys import load_signer
+from kpihub.ratelimit import LimitsLimiter
+from kpihub.services import Services
+from kpihub.settings import Settings
+from kpihub.storage import open_storage
+from kpihub.storage.migrate import upgrade
+
+log = logging.getLogger("kpihub")
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """Build the app; nothing is opened until the lifespan starts."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if settings.auto_migrate:
+            upgrade(settings.database_url)
+        storage = open_storage(settings)
+        await storage.start()
+        try:
+            app.state.services = Services(
+                settings=settings,
+                storage=storage,
+                limiter=LimitsLimiter(settings.redis_url, window=settings.rate_limit_window),
+                signer=await load_signer(storage),
+                server_key=settings.server_key(),
+            )
+            yield
+        finally:
+            await storage.close()
+
+    routes: list[Route] = [
+        *health.routes,
+        *oauth_routes.routes,
+        *ingest_routes.routes,
+        Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            KpihubError: kpihub_error_handler,
+            HTTPException: http_exception_handler,
+            Exception: unhandled_error_handler,
+        },
+    )
+
+
+def app_from_env() -> Starlette:
+    """Factory for ``uvicorn --factory`` (used by ``kpihub serve`` with several workers)."""
+    return create_app(Settings())

@@ -1,0 +1,1 @@
+"""The ``kpihub`` command line: administration, serving, and the demo set-up."""

@@ -1,0 +1,154 @@
+"""``kpihub``: the command line entry point."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shlex
+from typing import Annotated
+
+import typer
+
+from kpihub import admin
+from kpihub.cli._run import emit_json, fail, out, settings, with_storage
+from kpihub.cli.admin_commands import client_app, integration_app, tenant_app
+from kpihub.domain import Environment
+from kpihub.errors import Conflict, KpihubError
+from kpihub.settings import Settings
+from kpihub.storage import Storage
+from kpihub.storage.migrate import upgrade
+
+app = typer.Typer(
+    help="kpihub: KPI integration platform (server and administration).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="The database schema.")
+app.add_typer(db_app, name="db")
+app.add_typer(tenant_app, name="tenant")
+app.add_typer(integration_app, name="integration")
+app.add_typer(client_app, name="client")
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply schema migrations (KPIHUB_DATABASE_URL)."""
+    cfg = settings()
+    try:
+        before, after = upgrade(cfg.database_url, revision)
+    except KpihubError as exc:
+        fail(exc.message)
+    out.print(f"Schema at revision {after} (was {before or 'empty'}).")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="Port")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes")] = None,
+) -> None:
+    """Serve the API (KPIHUB_* settings; options override them)."""
+    import os
+
+    import uvicorn
+
+    cfg = settings()
+    host = host or cfg.host
+    port = port or cfg.port
+    workers = workers or cfg.workers
+    logging.basicConfig(level=cfg.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    if workers > 1 and cfg.redis_url.startswith("memory"):
+        logging.getLogger("kpihub").warning(
+            "--workers %d with in-memory rate limits: each worker counts on its own, so a "
+            "client may get up to %d times its limit. Set KPIHUB_REDIS_URL to share them.",
+            workers,
+            workers,
+        )
+    if cfg.auto_migrate:
+        upgrade(cfg.database_url)  # once here, not in every worker
+        os.environ["KPIHUB_AUTO_MIGRATE"] = "false"
+    uvicorn.run(
+        "kpihub.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=cfg.log_level,
+        loop="auto",
+        http="auto",
+        access_log=False,
+        server_header=False,
+    )
+
+
+DEMO_TENANT = "demo"
+DEMO_INTEGRATION = "demo-pos"
+DEMO_CLIENT = "quickstart"
+
+
+@app.command()
+def demo(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Set up the demo tenant with a fresh testing client and print a curl pair to try it."""
+
+    async def run(s: Storage, cfg: Settings) -> admin.IssuedSecret:
+        for make in (
+            lambda: admin.create_tenant(s, DEMO_TENANT),
+            lambda: admin.create_integration(s, DEMO_TENANT, DEMO_INTEGRATION),
+        ):
+            with contextlib.suppress(Conflict):  # already set up by an earlier run
+                await make()
+        tenant = await admin.tenant(s, DEMO_TENANT)
+        for old in await s.list_clients(tenant.id):
+            if old.name == DEMO_CLIENT and old.active:
+                await admin.revoke_client(s, old.client_id)
+        return await admin.create_client(
+            s,
+            cfg.server_key(),
+            tenant_name=DEMO_TENANT,
+            environment=Environment.TESTING,
+            name=DEMO_CLIENT,
+        )
+
+    issued = with_storage(run)
+    cfg = settings()
+    base = f"http://{DEMO_TENANT}.{cfg.base_domain}:{cfg.port}"
+    if as_json:
+        emit_json(
+            {
+                "base_url": base,
+                "client_id": issued.client.client_id,
+                "client_secret": issued.secret,
+                "type": DEMO_INTEGRATION,
+            }
+        )
+        return
+    from kpihub.examples import article_example
+
+    body = article_example()
+    body["type"] = DEMO_INTEGRATION
+    token_cmd = (
+        f"TOKEN=$(curl -s {base}/oauth/token -H 'Content-Type: application/x-www-form-urlencoded' "
+        f"-d grant_type=client_credentials -d client_id={issued.client.client_id} "
+        f"-d client_secret={issued.secret} | python3 -c 'import json,sys; "
+        'print(json.load(sys.stdin)["access_token"])\')'
+    )
+    kpi_cmd = (
+        f'curl -s {base}/api/external/v1/kpi -H "Authorization: Bearer $TOKEN" '
+        "-H 'Accept: application/json' -H 'Content-Type: application/json' "
+        f"-d {shlex.quote(json.dumps(body))}"
+    )
+    out.print(
+        f"Tenant [bold]{DEMO_TENANT}[/], integration identifier [bold]{DEMO_INTEGRATION}[/], "
+        "testing environment."
+    )
+    out.print(f"client_id:     {issued.client.client_id}", highlight=False)
+    out.print(f"client_secret: {issued.secret}", highlight=False)
+    out.print("\nTry it (after the server has started):\n", highlight=False)
+    print(token_cmd)
+    print(kpi_cmd)
+    print()
+
+
+def main() -> None:
+    app()

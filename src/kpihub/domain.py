@@ -1,0 +1,144 @@
+"""The nouns of kpihub, free of HTTP and SQL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Environment(StrEnum):
+    TESTING = "testing"
+    PRODUCTION = "production"
+
+
+SCOPE_WRITE = "kpi:write"
+SCOPE_READ = "kpi:read"
+ALL_SCOPES: tuple[str, ...] = (SCOPE_WRITE, SCOPE_READ)
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    id: int
+    name: str
+    timezone: str
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """An OAuth client: one tenant, one environment."""
+
+    id: int
+    tenant_id: int
+    environment: Environment
+    name: str
+    client_id: str
+    secret_hash: bytes
+    old_secret_hash: bytes | None
+    scopes: tuple[str, ...]
+    rate_limit: int | None  # requests per minute; None = the server default
+    token_ttl: int | None  # seconds; None = the server default
+    revoked_at: int | None
+    tokens_valid_after: int  # tokens issued before this epoch second are void
+    created_at: int
+    last_used_at: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class Integration:
+    id: int
+    tenant_id: int
+    identifier: str
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    kid: str
+    private_pem: bytes
+    public_jwk: dict[str, str]
+    created_at: int
+    retired_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DataPoint:
+    """One element of a batch, validated and normalised.
+
+    Identity is (tenant, environment, type, context, element_id).
+    """
+
+    element_id: str
+    kpi: str
+    object_type: str
+    value: float
+    units: str | None
+    timestamp: int  # epoch seconds UTC
+    date_from: int | None
+    date_to: int | None
+    user_id: str | None
+    location_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedBatch:
+    """A validated request body."""
+
+    type: str
+    version: str
+    context: str
+    points: list[DataPoint]
+
+
+@dataclass(slots=True)
+class BatchWrite:
+    """Everything the store needs to apply one accepted batch atomically."""
+
+    batch_id: str
+    tenant_id: int
+    environment: Environment
+    client_pk: int
+    batch: ParsedBatch
+    raw_body: bytes  # compressed
+    received_at: float
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchCounts:
+    received: int
+    created: int
+    updated: int
+    unchanged: int
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """A rejected (or otherwise notable) request kept for the integration debugger."""
+
+    batch_id: str
+    tenant_id: int
+    environment: Environment | None
+    client_pk: int | None
+    endpoint: str
+    http_status: int
+    received_at: float
+    duration_ms: float
+    raw_body: bytes  # compressed, possibly truncated
+    body_truncated: bool
+    errors: dict[str, list[str]] = field(default_factory=dict)
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    """A response kept under an Idempotency-Key."""
+
+    request_hash: str
+    status: int
+    body: bytes

@@ -1,0 +1,97 @@
+"""Bearer authentication of API requests (RFC 6750), then the client's throttle."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+
+from kpihub.domain import Client, Environment, Tenant
+from kpihub.errors import InsufficientScope, InvalidToken
+from kpihub.services import Services
+from kpihub.tenancy import audience_for, client_address, issuer_for
+
+API_LIMIT = "api"
+AUTH_FAILURE_LIMIT = "auth-failure"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    tenant: Tenant
+    client: Client
+    claims: dict[str, Any]
+
+    @property
+    def environment(self) -> Environment:
+        return self.client.environment
+
+
+def _bearer_token(request: Request) -> str:
+    if "access_token" in request.query_params:
+        raise InvalidToken(
+            "Access tokens are not accepted in the query string; send the header "
+            "'Authorization: Bearer <access_token>'.",
+            error="invalid_request",
+        )
+    header = request.headers.get("authorization")
+    if not header:
+        raise InvalidToken(
+            "Authentication required: send 'Authorization: Bearer <access_token>' with a "
+            "token from POST /oauth/token.",
+            error=None,
+        )
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise InvalidToken(
+            "The Authorization header must be 'Bearer <access_token>'.", error="invalid_request"
+        )
+    return token
+
+
+async def _verify(svc: Services, request: Request, tenant: Tenant) -> Principal:
+    token = _bearer_token(request)
+    settings = svc.settings
+    claims = svc.signer.verify(
+        token,
+        issuer=issuer_for(tenant.name, settings),
+        audience=audience_for(tenant.name, settings),
+    )
+    client = await svc.storage.get_client(str(claims.get("client_id", "")))
+    if client is None or client.tenant_id != tenant.id:
+        raise InvalidToken("The access token's client does not exist on this tenant.")
+    if not client.active:
+        raise InvalidToken("The client of this access token has been revoked.")
+    if int(claims.get("iat", 0)) < client.tokens_valid_after:
+        raise InvalidToken("The access token has been revoked; request a new one.")
+    if claims.get("env") != client.environment.value:
+        raise InvalidToken("The access token's environment does not match its client.")
+    if await svc.storage.is_token_revoked(str(claims.get("jti", ""))):
+        raise InvalidToken("The access token has been revoked; request a new one.")
+    return Principal(tenant=tenant, client=client, claims=claims)
+
+
+async def authenticate(svc: Services, request: Request, scope: str) -> Principal:
+    """The caller's principal, after counting the request against its client's limit.
+
+    Failed authentications count against the caller's address instead, so guessing
+    tokens is throttled too. The limit state lands on ``request.state.ratelimit`` so
+    every response, errors included, carries the headers.
+    """
+    tenant = await svc.tenant(request)
+    settings = svc.settings
+    try:
+        principal = await _verify(svc, request, tenant)
+    except InvalidToken:
+        await svc.limiter.hit(
+            AUTH_FAILURE_LIMIT,
+            client_address(request, settings),
+            settings.auth_failure_limit_per_address,
+        )
+        raise
+    limit = principal.client.rate_limit or settings.rate_limit
+    request.state.ratelimit = await svc.limiter.hit(API_LIMIT, principal.client.client_id, limit)
+    if scope not in str(principal.claims.get("scope", "")).split():
+        raise InsufficientScope(scope)
+    return principal

@@ -1,0 +1,53 @@
+"""What the routes need, built once per app in the lifespan and kept on ``app.state``."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from starlette.requests import Request
+
+from kpihub.domain import Tenant
+from kpihub.errors import UnknownTenant
+from kpihub.oauth.jwt import TokenSigner
+from kpihub.ratelimit import Limiter
+from kpihub.settings import Settings
+from kpihub.storage import Storage
+from kpihub.tenancy import request_host, tenant_name_from_host
+
+
+@dataclass
+class Services:
+    settings: Settings
+    storage: Storage
+    limiter: Limiter
+    signer: TokenSigner
+    server_key: bytes
+    started_at: float = field(default_factory=time.time)
+    last_touch: dict[int, int] = field(default_factory=dict)  # client pk -> epoch
+    _zones: dict[str, ZoneInfo] = field(default_factory=dict)
+
+    def zone(self, name: str) -> ZoneInfo:
+        zone = self._zones.get(name)
+        if zone is None:
+            zone = self._zones[name] = ZoneInfo(name)
+        return zone
+
+    async def tenant(self, request: Request) -> Tenant:
+        """The tenant the request's host names; ``UnknownTenant`` otherwise."""
+        cached: Tenant | None = getattr(request.state, "tenant", None)
+        if cached is not None:
+            return cached
+        host = request_host(request, self.settings)
+        name = tenant_name_from_host(host, self.settings.base_domain)
+        tenant = await self.storage.get_tenant(name) if name else None
+        if tenant is None:
+            raise UnknownTenant(host)
+        request.state.tenant = tenant
+        return tenant
+
+
+def services(request: Request) -> Services:
+    svc: Services = request.app.state.services
+    return svc

@@ -1,0 +1,24 @@
+"""Storage: one protocol, one implementation per backend, picked by URL scheme."""
+
+from __future__ import annotations
+
+from kpihub.errors import InvalidInput
+from kpihub.settings import Settings
+from kpihub.storage.base import Storage
+from kpihub.storage.urls import scheme
+
+__all__ = ["Storage", "open_storage"]
+
+
+def open_storage(settings: Settings) -> Storage:
+    """The store for ``settings.database_url`` (not started yet)."""
+    kind = scheme(settings.database_url)
+    if kind == "sqlite":
+        from kpihub.storage.sqlite import SqliteStorage
+
+        return SqliteStorage(settings.database_url, synchronous=settings.sqlite_synchronous)
+    raise InvalidInput(
+        "KPIHUB_DATABASE_URL",
+        settings.database_url,
+        "Supported schemes: sqlite:///path.db.",
+    )

@@ -1,0 +1,578 @@
+"""SQLite store: one writer thread with group commit, reads on the caller's thread.
+
+Why this shape:
+
+* SQLite allows one writer at a time. A single writer thread owns the write
+  connection; concurrent requests queue their batches and the writer commits
+  everything queued in one transaction (group commit), so one fsync serves many
+  requests. Each batch runs inside its own SAVEPOINT: a failing batch is rolled
+  back alone and the others still commit. Futures resolve only after COMMIT
+  returned, so no 2xx is ever sent for data that is not durable.
+* WAL mode lets readers run beside the writer without blocking, so point reads
+  (tenant, client, revocation) are done inline on the event loop: they take
+  microseconds and a thread hop would cost more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+from kpihub.domain import (
+    BatchCounts,
+    BatchWrite,
+    Client,
+    DataPoint,
+    Environment,
+    Integration,
+    RequestRecord,
+    SigningKey,
+    StoredResponse,
+    Tenant,
+)
+from kpihub.errors import Conflict, NotFound, StoreUnavailable
+from kpihub.storage.base import RenderAck
+from kpihub.storage.urls import sqlite_path
+
+T = TypeVar("T")
+Job = Callable[[sqlite3.Connection], Any]
+
+_CLIENT_COLUMNS = (
+    "id, tenant_id, environment, name, client_id, secret_hash, old_secret_hash, scopes, "
+    "rate_limit, token_ttl, revoked_at, tokens_valid_after, created_at, last_used_at"
+)
+_POINT_COLUMNS = (
+    "tenant_id, environment, type, context, element_id, kpi, object_type, value, units, "
+    "user_id, location_id, ts, date_from, date_to, batch_id, updated_at"
+)
+_COMPARED = (
+    "kpi",
+    "object_type",
+    "value",
+    "units",
+    "user_id",
+    "location_id",
+    "ts",
+    "date_from",
+    "date_to",
+)
+_ROW_PLACEHOLDER = "(" + ",".join("?" * len(_POINT_COLUMNS.split(","))) + ")"
+# Chunks are powers of two so only a handful of distinct statements exist and all
+# stay in sqlite3's statement cache.
+_CHUNK_SIZES = (512, 256, 128, 64, 32, 16, 8, 4, 2, 1)
+
+
+def _upsert_sql(rows: int) -> str:
+    changed = " OR ".join(f"data_points.{c} IS NOT excluded.{c}" for c in _COMPARED)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in (*_COMPARED, "batch_id", "updated_at"))
+    return (
+        f"INSERT INTO data_points ({_POINT_COLUMNS}) VALUES "
+        + ",".join([_ROW_PLACEHOLDER] * rows)
+        + " ON CONFLICT (tenant_id, environment, type, context, element_id) DO UPDATE SET "
+        + updates
+        + ", revision = data_points.revision + 1 WHERE "
+        + changed
+        + " RETURNING revision"
+    )
+
+
+_UPSERT_SQL = {n: _upsert_sql(n) for n in _CHUNK_SIZES}
+
+
+def _client(row: sqlite3.Row | tuple[Any, ...]) -> Client:
+    return Client(
+        id=row[0],
+        tenant_id=row[1],
+        environment=Environment(row[2]),
+        name=row[3],
+        client_id=row[4],
+        secret_hash=bytes(row[5]),
+        old_secret_hash=bytes(row[6]) if row[6] is not None else None,
+        scopes=tuple(row[7].split()),
+        rate_limit=row[8],
+        token_ttl=row[9],
+        revoked_at=row[10],
+        tokens_valid_after=row[11],
+        created_at=row[12],
+        last_used_at=row[13],
+    )
+
+
+def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, cached_statements=256
+    )
+    conn.execute("PRAGMA busy_timeout = 10000")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+class _Writer(threading.Thread):
+    """Owns the write connection; commits queued jobs in groups."""
+
+    MAX_GROUP = 256
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        super().__init__(name="kpihub-sqlite-writer", daemon=True)
+        self._conn = conn
+        self._jobs: queue.SimpleQueue[tuple[Job, Future[Any]] | None] = queue.SimpleQueue()
+
+    def submit(self, job: Job) -> Future[Any]:
+        fut: Future[Any] = Future()
+        self._jobs.put((job, fut))
+        return fut
+
+    def stop(self) -> None:
+        self._jobs.put(None)
+        self.join()
+
+    def run(self) -> None:
+        conn = self._conn
+        stopping = False
+        while not stopping:
+            first = self._jobs.get()
+            if first is None:
+                break
+            group = [first]
+            while len(group) < self.MAX_GROUP:
+                try:
+                    item = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stopping = True
+                    break
+                group.append(item)
+            self._run_group(conn, group)
+        conn.close()
+
+    @staticmethod
+    def _run_group(conn: sqlite3.Connection, group: list[tuple[Job, Future[Any]]]) -> None:
+        results: list[tuple[Future[Any], bool, Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            for _, fut in group:
+                fut.set_exception(StoreUnavailable(f"The database cannot be written: {exc}"))
+            return
+        for job, fut in group:
+            conn.execute("SAVEPOINT job")
+            try:
+                value = job(conn)
+            except BaseException as exc:  # handed to the waiting request
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+                results.append((fut, False, exc))
+            else:
+                conn.execute("RELEASE job")
+                results.append((fut, True, value))
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            for _, fut in group:
+                fut.set_exception(StoreUnavailable(f"The database commit failed: {exc}"))
+            return
+        for fut, ok, value in results:
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value)
+
+
+class SqliteStorage:
+    def __init__(self, url: str, *, synchronous: str = "full") -> None:
+        self.path = sqlite_path(url)
+        self._synchronous = synchronous
+        self._read: sqlite3.Connection | None = None
+        self._writer: _Writer | None = None
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._read = _connect(self.path, self._synchronous)
+        self._writer = _Writer(_connect(self.path, self._synchronous))
+        self._writer.start()
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            await asyncio.to_thread(self._writer.stop)
+            self._writer = None
+        if self._read is not None:
+            self._read.close()
+            self._read = None
+
+    async def ping(self) -> None:
+        try:
+            self._reader().execute("SELECT 1 FROM tenants LIMIT 1").fetchall()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(
+                f"The SQLite database {self.path} cannot be read: {exc}"
+            ) from exc
+
+    def _reader(self) -> sqlite3.Connection:
+        if self._read is None:
+            raise StoreUnavailable("The store is not started.")
+        return self._read
+
+    async def _write(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        if self._writer is None:
+            raise StoreUnavailable("The store is not started.")
+        result: T = await asyncio.wrap_future(self._writer.submit(job))
+        return result
+
+    def _one(self, sql: str, *params: Any) -> Any:
+        return self._reader().execute(sql, params).fetchone()
+
+    # -- tenants and integrations --------------------------------------------------
+
+    async def create_tenant(self, name: str, timezone: str, now: int) -> Tenant:
+        def job(conn: sqlite3.Connection) -> int:
+            try:
+                cur = conn.execute(
+                    "INSERT INTO tenants (name, timezone, created_at) VALUES (?, ?, ?)",
+                    (name, timezone, now),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise Conflict(f"Tenant '{name}' already exists.") from exc
+            assert cur.lastrowid is not None
+            return cur.lastrowid
+
+        tenant_id = await self._write(job)
+        return Tenant(id=tenant_id, name=name, timezone=timezone, created_at=now)
+
+    async def get_tenant(self, name: str) -> Tenant | None:
+        row = self._one("SELECT id, name, timezone, created_at FROM tenants WHERE name = ?", name)
+        return Tenant(*row) if row else None
+
+    async def list_tenants(self) -> list[Tenant]:
+        rows = self._reader().execute(
+            "SELECT id, name, timezone, created_at FROM tenants ORDER BY name"
+        )
+        return [Tenant(*row) for row in rows]
+
+    async def create_integration(self, tenant_id: int, identifier: str, now: int) -> Integration:
+        def job(conn: sqlite3.Connection) -> int:
+            try:
+                cur = conn.execute(
+                    "INSERT INTO integrations (tenant_id, identifier, created_at) VALUES (?, ?, ?)",
+                    (tenant_id, identifier, now),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise Conflict(f"Integration identifier '{identifier}' already exists.") from exc
+            assert cur.lastrowid is not None
+            return cur.lastrowid
+
+        pk = await self._write(job)
+        return Integration(id=pk, tenant_id=tenant_id, identifier=identifier, created_at=now)
+
+    async def list_integrations(self, tenant_id: int) -> list[Integration]:
+        rows = self._reader().execute(
+            "SELECT id, tenant_id, identifier, created_at FROM integrations "
+            "WHERE tenant_id = ? ORDER BY identifier",
+            (tenant_id,),
+        )
+        return [Integration(*row) for row in rows]
+
+    async def integration_exists(self, tenant_id: int, identifier: str) -> bool:
+        row = self._one(
+            "SELECT 1 FROM integrations WHERE tenant_id = ? AND identifier = ?",
+            tenant_id,
+            identifier,
+        )
+        return row is not None
+
+    # -- clients -------------------------------------------------------------------
+
+    async def create_client(
+        self,
+        *,
+        tenant_id: int,
+        environment: Environment,
+        name: str,
+        client_id: str,
+        secret_hash: bytes,
+        scopes: Sequence[str],
+        rate_limit: int | None,
+        token_ttl: int | None,
+        now: int,
+    ) -> Client:
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO clients (tenant_id, environment, name, client_id, secret_hash, "
+                "scopes, rate_limit, token_ttl, tokens_valid_after, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+                (
+                    tenant_id,
+                    environment.value,
+                    name,
+                    client_id,
+                    secret_hash,
+                    " ".join(scopes),
+                    rate_limit,
+                    token_ttl,
+                    now,
+                ),
+            )
+
+        await self._write(job)
+        client = await self.get_client(client_id)
+        assert client is not None
+        return client
+
+    async def get_client(self, client_id: str) -> Client | None:
+        row = self._one(f"SELECT {_CLIENT_COLUMNS} FROM clients WHERE client_id = ?", client_id)
+        return _client(row) if row else None
+
+    async def list_clients(self, tenant_id: int) -> list[Client]:
+        rows = self._reader().execute(
+            f"SELECT {_CLIENT_COLUMNS} FROM clients WHERE tenant_id = ? "
+            "ORDER BY environment, created_at, id",
+            (tenant_id,),
+        )
+        return [_client(row) for row in rows]
+
+    async def _update_client(self, client_id: str, sql: str, *params: Any) -> Client:
+        def job(conn: sqlite3.Connection) -> None:
+            cur = conn.execute(
+                f"UPDATE clients SET {sql} WHERE client_id = ?", (*params, client_id)
+            )
+            if cur.rowcount == 0:
+                raise NotFound(f"No client with client_id '{client_id}'.")
+
+        await self._write(job)
+        client = await self.get_client(client_id)
+        assert client is not None
+        return client
+
+    async def rotate_secret(self, client_id: str, new_hash: bytes) -> Client:
+        return await self._update_client(
+            client_id, "old_secret_hash = secret_hash, secret_hash = ?", new_hash
+        )
+
+    async def retire_old_secret(self, client_id: str) -> Client:
+        return await self._update_client(client_id, "old_secret_hash = NULL")
+
+    async def revoke_client(self, client_id: str, now: int) -> Client:
+        return await self._update_client(
+            client_id,
+            "revoked_at = COALESCE(revoked_at, ?), tokens_valid_after = ?",
+            now,
+            now + 1,
+        )
+
+    async def set_rate_limit(self, client_id: str, rate_limit: int | None) -> Client:
+        return await self._update_client(client_id, "rate_limit = ?", rate_limit)
+
+    async def touch_client(self, client_pk: int, now: int) -> None:
+        await self._write(
+            lambda conn: conn.execute(
+                "UPDATE clients SET last_used_at = ? WHERE id = ?", (now, client_pk)
+            )
+        )
+
+    # -- keys and revocation -------------------------------------------------------
+
+    async def signing_keys(self) -> list[SigningKey]:
+        rows = self._reader().execute(
+            "SELECT kid, private_pem, public_jwk, created_at, retired_at FROM signing_keys "
+            "ORDER BY created_at, kid"
+        )
+        return [
+            SigningKey(
+                kid=r[0],
+                private_pem=bytes(r[1]),
+                public_jwk=json.loads(r[2]),
+                created_at=r[3],
+                retired_at=r[4],
+            )
+            for r in rows
+        ]
+
+    async def add_signing_key(self, key: SigningKey) -> None:
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO signing_keys (kid, private_pem, public_jwk, created_at, retired_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (
+                    key.kid,
+                    key.private_pem,
+                    json.dumps(key.public_jwk),
+                    key.created_at,
+                    key.retired_at,
+                ),
+            )
+        )
+
+    async def revoke_token(self, jti: str, client_pk: int, expires_at: int) -> None:
+        now = int(time.time())
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT OR IGNORE INTO revoked_tokens (jti, client_pk, expires_at) "
+                "VALUES (?, ?, ?)",
+                (jti, client_pk, expires_at),
+            )
+            conn.execute("DELETE FROM revoked_tokens WHERE expires_at < ?", (now - 60,))
+
+        await self._write(job)
+
+    async def is_token_revoked(self, jti: str) -> bool:
+        return self._one("SELECT 1 FROM revoked_tokens WHERE jti = ?", jti) is not None
+
+    # -- ingestion -----------------------------------------------------------------
+
+    async def ingest(
+        self, write: BatchWrite, render: RenderAck
+    ) -> tuple[BatchCounts, bytes] | None:
+        return await self._write(lambda conn: _apply_batch(conn, write, render))
+
+    async def idempotent_response(self, client_pk: int, key: str) -> StoredResponse | None:
+        row = self._one(
+            "SELECT request_hash, status, body FROM idempotency_keys "
+            "WHERE client_pk = ? AND key = ?",
+            client_pk,
+            key,
+        )
+        return StoredResponse(row[0], row[1], bytes(row[2])) if row else None
+
+    async def record_request(self, record: RequestRecord) -> None:
+        await self._write(lambda conn: _insert_record(conn, record))
+
+    async def count_points(self, tenant_id: int, environment: Environment) -> int:
+        row = self._one(
+            "SELECT COUNT(*) FROM data_points WHERE tenant_id = ? AND environment = ?",
+            tenant_id,
+            environment.value,
+        )
+        return int(row[0])
+
+
+def _chunks(points: list[DataPoint]) -> list[tuple[int, int]]:
+    """(start, size) pairs covering ``points`` with sizes from ``_CHUNK_SIZES``."""
+    out: list[tuple[int, int]] = []
+    start, left = 0, len(points)
+    for size in _CHUNK_SIZES:
+        while left >= size:
+            out.append((start, size))
+            start += size
+            left -= size
+    return out
+
+
+def _apply_batch(
+    conn: sqlite3.Connection, write: BatchWrite, render: RenderAck
+) -> tuple[BatchCounts, bytes] | None:
+    if (
+        write.idempotency_key is not None
+        and conn.execute(
+            "SELECT 1 FROM idempotency_keys WHERE client_pk = ? AND key = ?",
+            (write.client_pk, write.idempotency_key),
+        ).fetchone()
+    ):
+        # A concurrent request with the same key won the race; the caller replays it.
+        return None
+    batch = write.batch
+    points = batch.points
+    head = (write.tenant_id, write.environment.value, batch.type, batch.context)
+    tail = (write.batch_id, write.received_at)
+    created = updated = 0
+    for start, size in _chunks(points):
+        params: list[Any] = []
+        for p in points[start : start + size]:
+            params += head
+            params += (
+                p.element_id,
+                p.kpi,
+                p.object_type,
+                p.value,
+                p.units,
+                p.user_id,
+                p.location_id,
+                p.timestamp,
+                p.date_from,
+                p.date_to,
+            )
+            params += tail
+        for (revision,) in conn.execute(_UPSERT_SQL[size], params):
+            if revision == 1:
+                created += 1
+            else:
+                updated += 1
+    counts = BatchCounts(
+        received=len(points),
+        created=created,
+        updated=updated,
+        unchanged=len(points) - created - updated,
+    )
+    conn.execute(
+        "INSERT INTO batches (id, tenant_id, environment, client_pk, endpoint, type, context, "
+        "version, http_status, received, created, updated, unchanged, received_at, "
+        "duration_ms, raw_body, body_truncated, errors, message, idempotency_key) "
+        "VALUES (?, ?, ?, ?, 'kpi', ?, ?, ?, 200, ?, ?, ?, ?, ?, ?, ?, 0, NULL, NULL, ?)",
+        (
+            write.batch_id,
+            write.tenant_id,
+            write.environment.value,
+            write.client_pk,
+            batch.type,
+            batch.context,
+            batch.version,
+            counts.received,
+            counts.created,
+            counts.updated,
+            counts.unchanged,
+            write.received_at,
+            (time.time() - write.received_at) * 1000,
+            write.raw_body,
+            write.idempotency_key,
+        ),
+    )
+    body = render(counts)
+    if write.idempotency_key is not None:
+        conn.execute(
+            "INSERT INTO idempotency_keys (client_pk, key, request_hash, status, body, created_at)"
+            " VALUES (?, ?, ?, 200, ?, ?)",
+            (
+                write.client_pk,
+                write.idempotency_key,
+                write.request_hash,
+                body,
+                int(write.received_at),
+            ),
+        )
+    return counts, body
+
+
+def _insert_record(conn: sqlite3.Connection, r: RequestRecord) -> None:
+    conn.execute(
+        "INSERT INTO batches (id, tenant_id, environment, client_pk, endpoint, http_status, "
+        "received_at, duration_ms, raw_body, body_truncated, errors, message) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            r.batch_id,
+            r.tenant_id,
+            r.environment.value if r.environment else None,
+            r.client_pk,
+            r.endpoint,
+            r.http_status,
+            r.received_at,
+            r.duration_ms,
+            r.raw_body,
+            int(r.body_truncated),
+            json.dumps(r.errors) if r.errors else None,
+            r.message,
+        ),
+    )

@@ -1,0 +1,32 @@
+"""Database URLs: the scheme picks the backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from kpihub.errors import InvalidInput
+
+_FIX = "Use sqlite:///relative/path.db or sqlite:////absolute/path.db."
+
+
+def scheme(url: str) -> str:
+    return urlsplit(url).scheme.split("+")[0]
+
+
+def sqlite_path(url: str) -> Path:
+    """The file of a ``sqlite:///`` URL (three slashes: relative; four: absolute)."""
+    if scheme(url) != "sqlite" or not url.startswith("sqlite:///"):
+        raise InvalidInput("KPIHUB_DATABASE_URL", url, _FIX)
+    path = url[len("sqlite:///") :].split("?", 1)[0]
+    if not path or path == ":memory:":
+        raise InvalidInput("KPIHUB_DATABASE_URL", url, "An in-memory database loses data; " + _FIX)
+    return Path(path)
+
+
+def sqlalchemy_url(url: str) -> str:
+    """The URL SQLAlchemy (and so Alembic) should use for ``url``."""
+    kind = scheme(url)
+    if kind == "sqlite":
+        return f"sqlite:///{sqlite_path(url)}"
+    raise InvalidInput("KPIHUB_DATABASE_URL", url, "Supported schemes: sqlite:///. " + _FIX)

@@ -1,0 +1,118 @@
+"""A real kpihub app on a real SQLite file, driven over HTTP (Starlette's TestClient)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+from starlette.testclient import TestClient
+
+from kpihub import admin
+from kpihub.domain import Environment
+from kpihub.examples import article_example
+from kpihub.services import Services
+from kpihub.storage import Storage
+
+T = TypeVar("T")
+
+TENANT = "acme"
+INTEGRATION = "acme-pos"
+
+
+@dataclass
+class Credentials:
+    tenant: str
+    client_id: str
+    client_secret: str
+    environment: Environment
+
+
+class Harness:
+    def __init__(self, client: TestClient) -> None:
+        self.http = client
+
+    @property
+    def services(self) -> Services:
+        svc: Services = self.http.app.state.services  # type: ignore[attr-defined]
+        return svc
+
+    @property
+    def storage(self) -> Storage:
+        return self.services.storage
+
+    def run(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """Run a coroutine on the app's own event loop."""
+        assert self.http.portal is not None
+        return self.http.portal.call(fn)
+
+    def tenant(self, name: str = TENANT, timezone: str = "UTC") -> None:
+        self.run(lambda: admin.create_tenant(self.storage, name, timezone))
+
+    def integration(self, tenant: str = TENANT, identifier: str = INTEGRATION) -> None:
+        self.run(lambda: admin.create_integration(self.storage, tenant, identifier))
+
+    def client(
+        self,
+        tenant: str = TENANT,
+        environment: Environment = Environment.TESTING,
+        **options: Any,
+    ) -> Credentials:
+        issued = self.run(
+            lambda: admin.create_client(
+                self.storage,
+                self.services.server_key,
+                tenant_name=tenant,
+                environment=environment,
+                name="pos",
+                **options,
+            )
+        )
+        return Credentials(tenant, issued.client.client_id, issued.secret, environment)
+
+    def url(self, tenant: str, path: str) -> str:
+        return f"http://{tenant}.localhost{path}"
+
+    def token_response(self, creds: Credentials, **extra: str) -> httpx.Response:
+        return self.http.post(
+            self.url(creds.tenant, "/oauth/token"),
+            data={
+                "grant_type": "client_credentials",
+                "client_id": creds.client_id,
+                "client_secret": creds.client_secret,
+                **extra,
+            },
+        )
+
+    def token(self, creds: Credentials, **extra: str) -> str:
+        response = self.token_response(creds, **extra)
+        assert response.status_code == 200, response.text
+        token: str = response.json()["access_token"]
+        return token
+
+    def post_kpi(
+        self,
+        token: str | None,
+        body: Any = None,
+        *,
+        tenant: str = TENANT,
+        version: str = "v1",
+        headers: dict[str, str] | None = None,
+        content: bytes | None = None,
+    ) -> httpx.Response:
+        sent = {"Accept": "application/json", **(headers or {})}
+        if token is not None:
+            sent["Authorization"] = f"Bearer {token}"
+        url = self.url(tenant, f"/api/external/{version}/kpi")
+        if content is not None:
+            sent.setdefault("Content-Type", "application/json")
+            return self.http.post(url, content=content, headers=sent)
+        return self.http.post(url, json=body, headers=sent)
+
+
+def example_body(identifier: str = INTEGRATION) -> dict[str, Any]:
+    body = copy.deepcopy(article_example())
+    body["type"] = identifier
+    return body
