@@ -10,14 +10,19 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NoReturn, TypeVar
 
+import sqlalchemy.exc
 import typer
+from alembic.util.exc import CommandError
+from pydantic import ValidationError
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 from kpihub.errors import KpihubError
 from kpihub.settings import Settings
 from kpihub.storage import Storage, open_storage
 from kpihub.storage.migrate import upgrade
+from kpihub.storage.urls import scheme, sqlite_path
 
 T = TypeVar("T")
 
@@ -28,13 +33,39 @@ err = Console(stderr=True)
 def settings() -> Settings:
     try:
         return Settings()
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        fail(f"Invalid settings: {exc}")
+    except ValidationError as exc:
+        # Name the environment variable the operator set, not the Python field.
+        problems = "; ".join(
+            f"KPIHUB_{'_'.join(str(p) for p in e['loc']).upper()}={e.get('input')!r}: "
+            f"{e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
+        fail(f"Invalid settings: {problems}")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    # soft_wrap: never hard-wrap a message at the terminal width; values and commands in it
+    # must stay copyable and greppable.
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def migrate(database_url: str, revision: str = "head") -> tuple[str | None, str]:
+    """``upgrade`` with the SQLite file's folder created and driver errors made readable."""
+    try:
+        if scheme(database_url) == "sqlite":
+            sqlite_path(database_url).parent.mkdir(parents=True, exist_ok=True)
+        return upgrade(database_url, revision)
+    except KpihubError as exc:
+        fail(exc.message)
+    except CommandError as exc:
+        fail(f"REVISION: {revision!r}: {exc}. Use 'head' or a revision id.")
+    except (OSError, sqlalchemy.exc.SQLAlchemyError) as exc:
+        reason = getattr(exc, "orig", None) or exc
+        fail(
+            f"KPIHUB_DATABASE_URL={database_url!r}: the database cannot be opened or migrated "
+            f"({reason}). Check the path exists and is writable."
+        )
 
 
 def with_storage(fn: Callable[[Storage, Settings], Awaitable[T]]) -> T:
@@ -42,8 +73,6 @@ def with_storage(fn: Callable[[Storage, Settings], Awaitable[T]]) -> T:
     cfg = settings()
 
     async def main() -> T:
-        if cfg.auto_migrate:
-            upgrade(cfg.database_url)
         storage = open_storage(cfg)
         await storage.start()
         try:
@@ -51,6 +80,8 @@ def with_storage(fn: Callable[[Storage, Settings], Awaitable[T]]) -> T:
         finally:
             await storage.close()
 
+    if cfg.auto_migrate:
+        migrate(cfg.database_url)
     try:
         return asyncio.run(main())
     except KpihubError as exc:
@@ -77,9 +108,20 @@ def emit_json(value: Any) -> None:
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A table whose first column (the key: a name or client_id) is never cut short.
+
+    On a terminal the other columns fold to fit; piped output gets the table's natural
+    width, one line per row, so ``grep`` and copy-paste see whole values.
+    """
+    cells = [["" if v is None else str(v) for v in row] for row in rows]
     t = Table(title=title, title_justify="left")
-    for c in columns:
-        t.add_column(c)
-    for row in rows:
-        t.add_row(*("" if v is None else str(v) for v in row))
-    out.print(t)
+    for i, c in enumerate(columns):
+        key_width = max([len(c), *(len(r[i]) for r in cells)]) if i == 0 else None
+        t.add_column(c, overflow="fold", no_wrap=i == 0, min_width=key_width)
+    for row in cells:
+        t.add_row(*row)
+    if out.is_terminal:
+        out.print(t)
+        return
+    natural = Measurement.get(out, out.options.update_width(10_000), t).maximum
+    Console(width=max(out.width, natural)).print(t)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from kpihub import admin
-from kpihub.cli._run import emit_json, out, table, with_storage
+from kpihub.cli._run import emit_json, fail, out, table, with_storage
 from kpihub.domain import Client, Environment, Integration
 from kpihub.settings import Settings
 from kpihub.storage import Storage
@@ -28,7 +28,12 @@ def _when(epoch: int | None) -> str:
 
 @tenant_app.command("create")
 def tenant_create(
-    name: str,
+    name: Annotated[
+        str,
+        typer.Argument(
+            metavar="NAME", help="The subdomain: lowercase letters, digits, inner hyphens"
+        ),
+    ],
     timezone: Annotated[str, typer.Option(help="IANA zone for 'Y-m-d H:i:s' times")] = "UTC",
     as_json: JsonOpt = False,
 ) -> None:
@@ -55,7 +60,13 @@ def tenant_list(as_json: JsonOpt = False) -> None:
 
 
 @integration_app.command("create")
-def integration_create(identifier: str, tenant: TenantOpt, as_json: JsonOpt = False) -> None:
+def integration_create(
+    identifier: Annotated[
+        str, typer.Argument(metavar="IDENTIFIER", help="The value vendors send as 'type'")
+    ],
+    tenant: TenantOpt,
+    as_json: JsonOpt = False,
+) -> None:
     """Register an integration identifier for a tenant."""
     i = with_storage(lambda s, _: admin.create_integration(s, tenant, identifier))
     if as_json:
@@ -200,11 +211,10 @@ def client_rate(
     """Change a client's rate limit."""
     if per_minute == "default":
         value: int | None = None
-    elif per_minute.isdigit():
+    # isascii: str.isdigit() accepts '²', which int() then rejects with a traceback.
+    elif per_minute.isascii() and per_minute.isdigit() and int(per_minute) >= 1:
         value = int(per_minute)
     else:
-        from kpihub.cli._run import fail
-
         fail(f"PER_MINUTE: {per_minute!r} is not valid. Give a positive whole number or 'default'.")
     c = with_storage(lambda s, _: admin.set_rate_limit(s, client_id, value))
     _done(c, as_json, f"{client_id}: {c.rate_limit or 'default'} requests per minute.")

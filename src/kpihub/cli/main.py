@@ -11,13 +11,12 @@ from typing import Annotated
 import typer
 
 from kpihub import admin
-from kpihub.cli._run import emit_json, fail, out, settings, with_storage
+from kpihub.cli._run import emit_json, migrate, out, settings, with_storage
 from kpihub.cli.admin_commands import client_app, integration_app, tenant_app
 from kpihub.domain import Environment
-from kpihub.errors import Conflict, KpihubError
+from kpihub.errors import Conflict
 from kpihub.settings import Settings
 from kpihub.storage import Storage
-from kpihub.storage.migrate import upgrade
 
 app = typer.Typer(
     help="kpihub: KPI integration platform (server and administration).",
@@ -34,11 +33,7 @@ app.add_typer(client_app, name="client")
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "head") -> None:
     """Apply schema migrations (KPIHUB_DATABASE_URL)."""
-    cfg = settings()
-    try:
-        before, after = upgrade(cfg.database_url, revision)
-    except KpihubError as exc:
-        fail(exc.message)
+    before, after = migrate(settings().database_url, revision)
     out.print(f"Schema at revision {after} (was {before or 'empty'}).")
 
 
@@ -66,7 +61,7 @@ def serve(
             workers,
         )
     if cfg.auto_migrate:
-        upgrade(cfg.database_url)  # once here, not in every worker
+        migrate(cfg.database_url)  # once here, not in every worker
         os.environ["KPIHUB_AUTO_MIGRATE"] = "false"
     uvicorn.run(
         "kpihub.app:app_from_env",

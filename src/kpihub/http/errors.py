@@ -35,8 +35,16 @@ from kpihub.ratelimit import rate_limit_headers
 log = logging.getLogger("kpihub.http")
 
 
+# RFC 6750 §3: error_description is printable ASCII without '"' and '\\'. Descriptions
+# may quote parts of an attacker's token (its kid, alg, typ), and a header value
+# outside latin-1 cannot even be sent: it would turn a 401 into a 500.
+_DESCRIPTION_CHARS = frozenset(chr(c) for c in range(0x20, 0x7F)) - {'"', "\\"}
+
+
 def _quote(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', "'")
+    return "".join(
+        c if c in _DESCRIPTION_CHARS else "'" if c == '"' else "?" for c in text
+    )
 
 
 def _status(exc: KpihubError) -> int:
@@ -53,7 +61,8 @@ def _status(exc: KpihubError) -> int:
     if isinstance(exc, Conflict):
         return 409
     if isinstance(exc, InvalidToken):
-        return 401
+        # RFC 6750 §3.1: a malformed request (e.g. a token in the query string) is a 400.
+        return 400 if exc.error == "invalid_request" else 401
     if isinstance(exc, InsufficientScope):
         return 403
     if isinstance(exc, RateLimited):

@@ -8,7 +8,7 @@ value sits, :func:`kpihub.ingest.validate.validate_batch` does.
 
 from __future__ import annotations
 
-__all__ = ["InvalidValue", "show"]
+__all__ = ["InvalidValue", "described", "show"]
 
 _SHOW_LIMIT = 60
 # int -> str refuses very long integers (sys.int_info.str_digits_check_threshold);
@@ -35,6 +35,15 @@ def show(value: object, limit: int = _SHOW_LIMIT) -> str:
     if len(text) > limit + 3 and not isinstance(value, str):
         text = text[:limit] + "..."
     return text
+
+
+def described(value: object) -> str:
+    """:func:`show`, with a word for containers: "an array ([1, 2])", "'1,5'", "null"."""
+    if isinstance(value, list):
+        return f"an array ({show(value)})"
+    if isinstance(value, dict):
+        return f"an object ({show(value)})"
+    return show(value)
 
 
 def _render(value: object, limit: int, depth: int) -> str:

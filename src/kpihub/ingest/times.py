@@ -28,7 +28,7 @@ from functools import lru_cache
 from typing import Final
 from zoneinfo import ZoneInfo
 
-from kpihub.ingest import InvalidValue, show
+from kpihub.ingest import InvalidValue, described, show
 from kpihub.ingest.objecttypes.number import strict_float
 
 __all__ = ["MAX_EPOCH_SECONDS", "InvalidTime", "parse_time"]
@@ -85,14 +85,7 @@ def parse_time(value: object, tz: ZoneInfo) -> int:
                 f"must be a finite number of epoch seconds; got {show(value)}. " + _FORMS
             )
         return _check_epoch(math.floor(value), value)
-    if value is True or value is False:
-        raise InvalidTime(f"must be a time; got {show(value)}. {_FORMS}")
-    if value is None:
-        raise InvalidTime(f"must be a time; got null. {_FORMS}")
-    if isinstance(value, list | dict):
-        what = "an array" if isinstance(value, list) else "an object"
-        raise InvalidTime(f"must be a time; got {what} ({show(value)}). {_FORMS}")
-    raise InvalidTime(f"must be a time; got {show(value)}. {_FORMS}")
+    raise InvalidTime(f"must be a time; got {described(value)}. {_FORMS}")
 
 
 def _check_epoch(seconds: int, given: object) -> int:
@@ -186,7 +179,7 @@ def _explain(text: str, tz: ZoneInfo) -> str:
         except InvalidTime:
             pass
         else:
-            return f"{got} Remove the surrounding whitespace: {stripped!r}."
+            return f"{got} Remove the surrounding whitespace: {show(stripped)}."
     if _DATE_ONLY.fullmatch(stripped):
         return f"{got} Add a time of day, e.g. '{stripped} 00:00:00'."
     no_seconds = _NO_SECONDS.fullmatch(stripped)

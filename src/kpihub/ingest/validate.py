@@ -16,9 +16,9 @@ from zoneinfo import ZoneInfo
 
 from kpihub.domain import DataPoint, ParsedBatch
 from kpihub.errors import PayloadTooLarge, ValidationFailed
-from kpihub.ingest import InvalidValue, show
+from kpihub.ingest import InvalidValue, described, show
 from kpihub.ingest.objecttypes import REGISTRY
-from kpihub.ingest.times import parse_time
+from kpihub.ingest.times import MAX_EPOCH_SECONDS, parse_time
 
 __all__ = ["MAX_TEXT", "MAX_VERSION", "validate_batch"]
 
@@ -34,6 +34,7 @@ _HINTS: Final = {
     "version": "Send the version of your integration as a string, e.g. '1.0.0'.",
     "context": "Send the context that groups these KPIs, e.g. 'sales'.",
     "data": "Send an array of objects with user_id and/or location_id and elements.",
+    "entry": "Send an object with user_id and/or location_id and elements.",
     "user_id": "Send the user's id in your system as a string or integer, e.g. '123'.",
     "location_id": "Send the location's id in your system as a string or integer, e.g. '321'.",
     "elements": "Send a non-empty array of elements, each with id, kpi, object_type, "
@@ -70,7 +71,7 @@ def validate_batch(
             {
                 _BODY_KEY: [
                     "The request body must be a JSON object with type, version, context "
-                    f"and data; got {_kind(doc)}{show(doc)}."
+                    f"and data; got {described(doc)}."
                 ]
             }
         )
@@ -108,7 +109,7 @@ def _walk_data(
             _add(
                 errors,
                 f"data.{i}",
-                f"must be an object; got {_kind(entry)}{show(entry)}. " + _HINTS["data"],
+                f"must be an object; got {described(entry)}. " + _HINTS["entry"],
             )
             continue
         user_id = _owner_id(entry, "user_id", i, errors)
@@ -140,7 +141,7 @@ def _walk_data(
                 _add(
                     errors,
                     f"data.{i}.elements.{j}",
-                    f"must be an object; got {_kind(el)}{show(el)}. " + _HINTS["element"],
+                    f"must be an object; got {described(el)}. " + _HINTS["element"],
                 )
                 continue
             get = el.get
@@ -213,7 +214,12 @@ def _walk_data(
                 units = None
 
             raw = get("timestamp")
-            timestamp = times.get(raw, -1) if type(raw) is str else -1
+            if type(raw) is str:
+                timestamp = times.get(raw, -1)
+            elif type(raw) is int and 0 <= raw < MAX_EPOCH_SECONDS:
+                timestamp = raw
+            else:
+                timestamp = -1
             if timestamp < 0:
                 if raw is None:
                     _add(
@@ -225,13 +231,24 @@ def _walk_data(
                 else:
                     timestamp = _time(raw, tz, times, f"data.{i}.elements.{j}.timestamp", errors)
 
-            # Inline fast path: an already-seen string and no alias spelling.
+            # Inline fast path: an already-seen string or a plain epoch, and no
+            # alias spelling; anything else goes through _optional_time.
             raw = get("date_from")
-            date_from = times.get(raw) if type(raw) is str else None
+            if type(raw) is str:
+                date_from = times.get(raw)
+            elif type(raw) is int and 0 <= raw < MAX_EPOCH_SECONDS:
+                date_from = raw
+            else:
+                date_from = None
             if (date_from is None and raw is not None) or "data_from" in el:
                 date_from = _optional_time(el, 0, i, j, tz, times, errors)
             raw = get("date_to")
-            date_to = times.get(raw) if type(raw) is str else None
+            if type(raw) is str:
+                date_to = times.get(raw)
+            elif type(raw) is int and 0 <= raw < MAX_EPOCH_SECONDS:
+                date_to = raw
+            else:
+                date_to = None
             if (date_to is None and raw is not None) or "data_to" in el:
                 date_to = _optional_time(el, 1, i, j, tz, times, errors)
             if date_from is not None and date_to is not None and date_from > date_to:
@@ -326,15 +343,6 @@ def _add(errors: dict[str, list[str]], path: str, fragment: str) -> None:
         found.append(message)
 
 
-def _kind(value: object) -> str:
-    """A word for containers, so that 'got an array ([1, 2])' reads well."""
-    if isinstance(value, list):
-        return "an array "
-    if isinstance(value, dict):
-        return "an object "
-    return ""
-
-
 def _required_text(doc: dict[str, Any], key: str, limit: int, errors: dict[str, list[str]]) -> str:
     value = doc.get(key)
     if type(value) is str and 0 < len(value) <= limit:
@@ -400,7 +408,7 @@ def _text_problem(
     wanted = "a string"
     if ints:
         wanted = "a string or a number" if floats else "a string or an integer"
-    got = f"{_kind(value)}{show(value)}"
+    got = described(value)
     if type(value) is float and ints and not floats and value.is_integer():
         return f"must be {wanted}; got {got}. Send it without a fraction, e.g. {int(value)}."
     return f"must be {wanted}; got {got}. {fix}"
@@ -412,7 +420,7 @@ def _container_problem(value: object, present: bool, wanted: str, hint: str) -> 
         return f"is required; got null. {fix}" if present else f"is required. {fix}"
     if isinstance(value, list):
         return f"must not be empty. {fix}"
-    return f"must be {wanted}; got {_kind(value)}{show(value)}. {fix}"
+    return f"must be {wanted}; got {described(value)}. {fix}"
 
 
 def _object_type_problem(value: object, present: bool) -> str:
@@ -425,5 +433,5 @@ def _object_type_problem(value: object, present: bool) -> str:
         if lowered in REGISTRY:
             return f"{head} Object types are lower case without spaces; send '{lowered}'."
     else:
-        head = f"must be a string naming an object type; got {_kind(value)}{show(value)}."
+        head = f"must be a string naming an object type; got {described(value)}."
     return f"{head} Registered object types: {known}."

@@ -41,9 +41,17 @@ def _bearer_token(request: Request) -> str:
             "token from POST /oauth/token.",
             error=None,
         )
-    scheme, _, token = header.partition(" ")
+    scheme, _, token = header.strip().partition(" ")
     token = token.strip()
-    if scheme.lower() != "bearer" or not token:
+    if scheme.lower() != "bearer":
+        # RFC 6750 §3.1: another scheme is no Bearer authentication at all, so the
+        # challenge carries no error code; it only says that Bearer is expected.
+        raise InvalidToken(
+            f"The Authorization header uses the scheme {scheme[:20]!r}; this API expects "
+            "'Authorization: Bearer <access_token>' with a token from POST /oauth/token.",
+            error=None,
+        )
+    if not token:
         raise InvalidToken(
             "The Authorization header must be 'Bearer <access_token>'.", error="invalid_request"
         )

@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from kpihub.domain import ALL_SCOPES, Client, Tenant
 from kpihub.errors import InvalidToken, OAuthError
+from kpihub.http.body import read_body
 from kpihub.http.responses import JsonResponse
 from kpihub.oauth.secrets import verify_secret, verify_unknown
 from kpihub.oauth.token_request import (
@@ -24,6 +25,7 @@ from kpihub.tenancy import audience_for, client_address, issuer_for
 TOKEN_ADDRESS_LIMIT = "token-address"  # noqa: S105 - a limit name, not a secret
 TOKEN_CLIENT_LIMIT = "token-client"  # noqa: S105 - a limit name, not a secret
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+MAX_BODY_BYTES = 64 * 1024
 _TOUCH_EVERY = 60  # seconds between last-use writes for one client
 
 
@@ -69,7 +71,8 @@ async def _begin(request: Request) -> tuple[Services, Tenant, bytes]:
         client_address(request, svc.settings),
         svc.settings.token_rate_limit_per_address,
     )
-    body = await request.body()
+    # Bounded: these endpoints answer anyone, and a token request is a few hundred bytes.
+    body = await read_body(request, MAX_BODY_BYTES)
     return svc, tenant, body
 
 

@@ -14,7 +14,7 @@ import math
 import re
 from typing import Final
 
-from kpihub.ingest import InvalidValue, show
+from kpihub.ingest import InvalidValue, described, show
 
 __all__ = ["TYPE", "NumberType", "strict_float"]
 
@@ -78,9 +78,8 @@ class NumberType:
         if value is None:
             raise InvalidValue(f"must be a number; got null. Send a number, {_EXAMPLE}.")
         if isinstance(value, list | dict):
-            what = "an array" if isinstance(value, list) else "an object"
             raise InvalidValue(
-                f"must be a number; got {what} ({show(value)}). Send a single number, {_EXAMPLE}."
+                f"must be a number; got {described(value)}. Send a single number, {_EXAMPLE}."
             )
         raise InvalidValue(f"must be a number; got {show(value)}. Send a number, {_EXAMPLE}.")
 
@@ -91,7 +90,7 @@ def _explain_string(text: str) -> str:
         return f"must be a number; got an empty string. Send a number, {_EXAMPLE}."
     stripped = text.strip()
     if stripped != text and strict_float(stripped) is not None:
-        return f"{got} Remove the surrounding whitespace, e.g. {stripped!r}."
+        return f"{got} Remove the surrounding whitespace, e.g. {show(stripped)}."
     if "," in stripped:
         if stripped.count(",") == 1 and "." not in stripped:
             fixed = stripped.replace(",", ".")
@@ -99,10 +98,10 @@ def _explain_string(text: str) -> str:
         else:
             fixed = stripped.replace(",", "")
             fix = "Use '.' as the decimal separator and no thousands separators"
-        example = f", e.g. {fixed!r}" if strict_float(fixed) is not None else ""
+        example = f", e.g. {show(fixed)}" if strict_float(fixed) is not None else ""
         return f"{got} {fix}{example}."
     if "_" in stripped and strict_float(stripped.replace("_", "")) is not None:
-        return f"{got} Remove the '_' digit separators, e.g. {stripped.replace('_', '')!r}."
+        return f"{got} Remove the '_' digit separators, e.g. {show(stripped.replace('_', ''))}."
     if len(stripped) <= 18 and _HEX.fullmatch(stripped):
         return f"{got} Hexadecimal is not accepted; send decimal, e.g. '{int(stripped, 16)}'."
     if _NON_FINITE.fullmatch(stripped):

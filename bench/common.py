@@ -1,0 +1,203 @@
+"""Shared by the bench scripts: a real ``kpihub serve`` process and a lean HTTP/1.1 client.
+
+The load generator is a few lines of asyncio over raw sockets on purpose: on a
+2-core machine a heavier client would take CPU from the server it measures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+KPIHUB = [sys.executable, "-m", "kpihub"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def kpihub_env(workdir: Path, **settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KPIHUB_")}
+    env["KPIHUB_DATABASE_URL"] = f"sqlite:///{workdir / 'kpihub.db'}"
+    env["KPIHUB_SECRET_KEY_FILE"] = str(workdir / "secret.key")
+    env["KPIHUB_LOG_LEVEL"] = "warning"
+    env.update({f"KPIHUB_{k.upper()}": v for k, v in settings.items()})
+    return env
+
+
+def cli(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run([*KPIHUB, *args], env=env, capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+@dataclass
+class Tenant:
+    name: str
+    integration: str
+    client_id: str
+    client_secret: str
+
+
+def setup_tenant(env: dict[str, str], name: str = "bench") -> Tenant:
+    cli(env, "tenant", "create", name)
+    cli(env, "integration", "create", "--tenant", name, f"{name}-pos")
+    created = json.loads(
+        cli(env, "client", "create", "--tenant", name, "--env", "production", "--name", "bench",
+            "--rate-limit", "100000000", "--json")
+    )
+    return Tenant(name, f"{name}-pos", created["client_id"], created["client_secret"])
+
+
+@dataclass
+class Server:
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def rss_kib(self, field_name: str = "VmRSS") -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1])
+        raise RuntimeError(f"{field_name} not found")
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+
+@contextlib.contextmanager
+def serve(env: dict[str, str], *extra: str) -> Iterator[Server]:
+    port = free_port()
+    process = subprocess.Popen([*KPIHUB, "serve", "--port", str(port), *extra], env=env)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("kpihub serve did not start") from None
+                time.sleep(0.1)
+        yield Server(port, process)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def token(port: int, tenant: Tenant) -> str:
+    body = (
+        f"grant_type=client_credentials&client_id={tenant.client_id}"
+        f"&client_secret={tenant.client_secret}"
+    ).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/oauth/token",
+        data=body,
+        headers={"Host": f"{tenant.name}.localhost",
+                 "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        value: str = json.load(response)["access_token"]
+        return value
+
+
+def kpi_request(tenant: Tenant, access_token: str, body: bytes, *, gzip: bool = False) -> bytes:
+    head = (
+        "POST /api/external/v1/kpi HTTP/1.1\r\n"
+        f"Host: {tenant.name}.localhost\r\n"
+        f"Authorization: Bearer {access_token}\r\n"
+        "Accept: application/json\r\n"
+        "Content-Type: application/json\r\n"
+        + ("Content-Encoding: gzip\r\n" if gzip else "")
+        + f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+async def exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> tuple[int, bytes]:
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    body = await reader.readexactly(length)
+    return status, body
+
+
+@dataclass
+class LoadResult:
+    seconds: float
+    acked_elements: int = 0
+    requests: int = 0
+    errors: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+    @property
+    def elements_per_s(self) -> float:
+        return self.acked_elements / self.seconds
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+async def load(
+    port: int, requests: list[bytes], elements_per_request: int, concurrency: int,
+    seconds: float,
+) -> LoadResult:
+    """``concurrency`` keep-alive connections sending ``requests`` round-robin for ``seconds``."""
+    result = LoadResult(seconds)
+    deadline = time.perf_counter() + seconds
+    counter = iter(range(10**12))
+
+    async def worker() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while time.perf_counter() < deadline:
+                request = requests[next(counter) % len(requests)]
+                started = time.perf_counter()
+                status, _ = await exchange(reader, writer, request)
+                result.latencies.append(time.perf_counter() - started)
+                result.requests += 1
+                if status == 200:
+                    result.acked_elements += elements_per_request
+                else:
+                    result.errors += 1
+        finally:
+            writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)

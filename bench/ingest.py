@@ -1,0 +1,190 @@
+"""Ingestion throughput, latency and memory of one ``kpihub serve`` on SQLite.
+
+    python bench/ingest.py [--seconds 10] [--runs 3] [--concurrency 8] [--batch 100]
+
+Starts a real server on a temporary SQLite database with default settings (durable
+commits: ``synchronous=full``), sends distinct batches (every element is new) from
+``--concurrency`` keep-alive connections, and prints elements/s acknowledged, request
+latency percentiles, and the server's peak RSS while it ingests a ~10 MB body.
+Targets (issue 2): >= 30,000 elements/s, p99 < 50 ms, peak RSS < 200 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import (  # noqa: E402
+    Tenant,
+    exchange,
+    kpihub_env,
+    kpi_request,
+    load,
+    median,
+    serve,
+    setup_tenant,
+    token,
+)
+
+TARGET_ELEMENTS_PER_S = 30_000
+TARGET_P99_MS = 50.0
+TARGET_RSS_MB = 200.0
+KPIS = ("device_sales", "bonuses", "points", "profit", "experience")
+
+
+def batch_body(tenant: Tenant, batch: int, size: int, rng: random.Random) -> bytes:
+    """One article-shaped batch; element ids are unique across batches."""
+    data = []
+    per_user = 10
+    for start in range(0, size, per_user):
+        day = 1 + rng.randrange(28)
+        stamp = f"2026-10-{day:02d} {rng.randrange(24):02d}:{rng.randrange(60):02d}:00"
+        data.append(
+            {
+                "user_id": str(rng.randrange(5000)),
+                "location_id": str(rng.randrange(300)),
+                "elements": [
+                    {
+                        "id": f"{batch}-{start + j}",
+                        "kpi": KPIS[(start + j) % len(KPIS)],
+                        "object_type": "number",
+                        "value": f"{rng.uniform(0, 1000):.2f}",
+                        "units": "Eur",
+                        "timestamp": stamp,
+                        "date_from": stamp,
+                        "date_to": stamp,
+                    }
+                    for j in range(min(per_user, size - start))
+                ],
+            }
+        )
+    doc = {"type": tenant.integration, "version": "1.0.0", "context": "sales", "data": data}
+    return json.dumps(doc).encode()
+
+
+def large_body(tenant: Tenant, target_bytes: int, elements: int) -> bytes:
+    """A body just under ``target_bytes`` with ``elements`` elements (long, realistic strings)."""
+    pad = "x" * 200
+    data = [
+        {
+            "user_id": f"user-{i % 997}-{pad[:40]}",
+            "location_id": f"store-{i % 101}",
+            "elements": [
+                {
+                    "id": f"big-{i}",
+                    "kpi": "device_sales",
+                    "object_type": "number",
+                    "value": str(i),
+                    "units": "Devices sold " + pad,
+                    "timestamp": "2026-10-01 12:00:00",
+                    "date_from": "2026-10-01 00:00:00",
+                    "date_to": "2026-10-01 23:59:59",
+                }
+            ],
+        }
+        for i in range(elements)
+    ]
+    doc = {"type": tenant.integration, "version": "1.0.0", "context": "sales", "data": data}
+    body = json.dumps(doc, indent=1).encode()
+    while len(body) < target_bytes - 2_000:
+        # Pretty-printing inflates the body the way some generators do.
+        indent = 1 + (target_bytes - len(body)) * 8 // len(body)
+        grown = json.dumps(doc, indent=indent).encode()
+        if len(grown) > target_bytes or len(grown) == len(body):
+            break
+        body = grown
+    return body
+
+
+async def send_one(port: int, request: bytes) -> tuple[int, bytes]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        return await exchange(reader, writer, request)
+    finally:
+        writer.close()
+
+
+def throughput(args: argparse.Namespace, env: dict[str, str], tenant: Tenant) -> dict[str, float]:
+    rng = random.Random(42)
+    figures: dict[str, list[float]] = {"elements_per_s": [], "p50_ms": [], "p99_ms": [],
+                                       "errors": []}
+    with serve(env) as server:
+        access = token(server.port, tenant)
+        next_batch = 0
+        for run in range(args.runs + 1):  # run 0 warms up
+            count = int(args.seconds * 600) + 50
+            requests = [
+                kpi_request(tenant, access, batch_body(tenant, next_batch + i, args.batch, rng))
+                for i in range(count)
+            ]
+            next_batch += count
+            result = asyncio.run(
+                load(server.port, requests, args.batch, args.concurrency,
+                     args.seconds if run else 2.0)
+            )
+            if run == 0:
+                continue
+            print(
+                f"  run {run}: {result.elements_per_s:,.0f} elements/s, "
+                f"{result.requests / result.seconds:,.0f} requests/s, "
+                f"p50 {result.percentile(0.5):.1f} ms, p99 {result.percentile(0.99):.1f} ms, "
+                f"errors {result.errors}"
+            )
+            figures["elements_per_s"].append(result.elements_per_s)
+            figures["p50_ms"].append(result.percentile(0.5))
+            figures["p99_ms"].append(result.percentile(0.99))
+            figures["errors"].append(result.errors)
+    return {name: median(values) for name, values in figures.items()}
+
+
+def memory(env: dict[str, str], tenant: Tenant) -> dict[str, float]:
+    body = large_body(tenant, 10 * 1024 * 1024, 10_000)
+    with serve(env) as server:
+        access = token(server.port, tenant)
+        before = server.rss_kib("VmRSS") / 1024
+        status, ack = asyncio.run(send_one(server.port, kpi_request(tenant, access, body)))
+        if status != 200:
+            raise SystemExit(f"10 MB body refused: {status} {ack[:300]!r}")
+        peak = server.rss_kib("VmHWM") / 1024
+    return {"body_mb": len(body) / 1024 / 1024, "rss_before_mb": before, "peak_rss_mb": peak}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--synchronous", choices=("full", "normal"), default="full")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="kpihub-bench-") as tmp:
+        env = kpihub_env(Path(tmp), sqlite_synchronous=args.synchronous)
+        tenant = setup_tenant(env)
+        print(
+            f"Ingestion: {args.concurrency} clients, {args.batch}-element batches, "
+            f"{args.runs} runs of {args.seconds:g} s, SQLite synchronous={args.synchronous}"
+        )
+        t = throughput(args, env, tenant)
+        m = memory(env, tenant)
+
+    ratio = t["elements_per_s"] / TARGET_ELEMENTS_PER_S
+    print()
+    print(f"median elements/s acknowledged : {t['elements_per_s']:,.0f} "
+          f"(target {TARGET_ELEMENTS_PER_S:,}; ratio {ratio:.2f})")
+    print(f"median p50 latency             : {t['p50_ms']:.1f} ms")
+    print(f"median p99 latency             : {t['p99_ms']:.1f} ms (target < {TARGET_P99_MS:g} ms)")
+    print(f"errors (median per run)        : {t['errors']:.0f}")
+    print(f"10 MB body: {m['body_mb']:.1f} MB, RSS before {m['rss_before_mb']:.0f} MB, "
+          f"peak RSS {m['peak_rss_mb']:.0f} MB (target < {TARGET_RSS_MB:g} MB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+"""The real ``kpihub`` command, run as a subprocess in a private directory.
+
+``Kpihub`` runs CLI commands; ``ServerProcess`` runs ``kpihub serve`` on a free port,
+waits for ``/healthz`` and stops it with SIGTERM (graceful) or SIGKILL (a crash).
+Each instance owns one temporary directory holding the SQLite file, the server key
+and the server logs, so tests never share state unless they share the instance.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+CLI_TIMEOUT = 30.0
+START_TIMEOUT = 20.0
+STOP_TIMEOUT = 15.0
+
+
+def kpihub_command() -> list[str]:
+    """The installed console script next to this interpreter, else ``python -m kpihub``."""
+    script = Path(sys.executable).with_name("kpihub")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "kpihub"]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class Result:
+    args: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+    def __str__(self) -> str:
+        return (
+            f"kpihub {' '.join(self.args)} -> {self.returncode}\n"
+            f"--- stdout\n{self.stdout}--- stderr\n{self.stderr}"
+        )
+
+
+class Kpihub:
+    """The ``kpihub`` command bound to one directory's database and server key."""
+
+    def __init__(self, directory: Path, **settings: str) -> None:
+        self.directory = directory
+        self.database = directory / "k.db"
+        self.key_file = directory / "key"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KPIHUB_")}
+        env.update(
+            {
+                "KPIHUB_DATABASE_URL": f"sqlite:///{self.database}",
+                "KPIHUB_SECRET_KEY_FILE": str(self.key_file),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        env.update({f"KPIHUB_{k.upper()}": v for k, v in settings.items()})
+        self.env = env
+
+    def run(self, *args: str, ok: bool | None = True, env: dict[str, str] | None = None) -> Result:
+        """Run ``kpihub ARGS``; ``ok`` True/False asserts success/failure, None checks nothing."""
+        proc = subprocess.run(
+            [*kpihub_command(), *args],
+            env={**self.env, **(env or {})},
+            cwd=self.directory,
+            capture_output=True,
+            text=True,
+            timeout=CLI_TIMEOUT,
+            check=False,
+        )
+        result = Result(args, proc.returncode, proc.stdout, proc.stderr)
+        if ok is True:
+            assert result.returncode == 0, str(result)
+        elif ok is False:
+            assert result.returncode != 0, str(result)
+            assert "Traceback" not in result.stderr, str(result)
+        return result
+
+    def json(self, *args: str) -> Any:
+        return self.run(*args, "--json").json()
+
+    def server(self, port: int | None = None) -> ServerProcess:
+        return ServerProcess(self, port or free_port())
+
+
+class ServerProcess:
+    """``kpihub serve --port PORT``; may be stopped and started again on the same port."""
+
+    def __init__(self, cli: Kpihub, port: int) -> None:
+        self.cli = cli
+        self.port = port
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+        self.log_path = cli.directory / "server.log"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def http(self, tenant: str, timeout: float = 10.0) -> httpx.Client:
+        """A client for ``http://TENANT.localhost:PORT``.
+
+        ``*.localhost`` is not resolvable everywhere (glibc without nss-myhostname), so
+        connect to 127.0.0.1 and name the tenant in the Host header, as a proxy would.
+        """
+        return httpx.Client(
+            base_url=self.base_url,
+            headers={"Host": f"{tenant}.localhost:{self.port}"},
+            timeout=timeout,
+        )
+
+    def start(self) -> ServerProcess:
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        self.starts += 1
+        log = self.log_path.open("ab")
+        log.write(f"\n=== start {self.starts} ===\n".encode())
+        log.flush()
+        try:
+            self.proc = subprocess.Popen(
+                [*kpihub_command(), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                env=self.cli.env,
+                cwd=self.cli.directory,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        finally:
+            log.close()  # the child holds its own descriptor
+        self._wait_healthy()
+        return self
+
+    def _wait_healthy(self) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + START_TIMEOUT
+        with httpx.Client(timeout=1.0) as probe:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(
+                        f"kpihub serve exited with {self.proc.returncode}:\n{self.log()}"
+                    )
+                try:
+                    if probe.get(f"{self.base_url}/healthz").status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"kpihub serve not healthy after {START_TIMEOUT}s:\n{self.log()}")
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
+        """Send ``sig`` and wait for the exit; SIGKILL if a graceful stop hangs."""
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return proc.returncode if proc is not None else 0
+        proc.send_signal(sig)
+        try:
+            return proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(STOP_TIMEOUT)
+            raise RuntimeError(
+                f"kpihub serve ignored {sig.name} for {STOP_TIMEOUT}s:\n{self.log()}"
+            ) from None
+
+    def kill(self) -> int:
+        return self.stop(signal.SIGKILL)
+
+    def restart(self, sig: signal.Signals = signal.SIGTERM) -> int:
+        code = self.stop(sig)
+        self.start()
+        return code
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-4000:]
+        except FileNotFoundError:
+            return "(no log)"
+
+
+@contextmanager
+def running_server(cli: Kpihub) -> Iterator[ServerProcess]:
+    """A started server, always killed at the end, however the test ends."""
+    server = cli.server()
+    try:
+        yield server.start()
+    finally:
+        server.kill()
