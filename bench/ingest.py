@@ -70,19 +70,26 @@ def batch_body(tenant: Tenant, batch: int, size: int, rng: random.Random) -> byt
 
 
 def large_body(tenant: Tenant, target_bytes: int, elements: int) -> bytes:
-    """A body just under ``target_bytes`` with ``elements`` elements (long, realistic strings)."""
-    pad = "x" * 200
+    """A body of about ``target_bytes`` with ``elements`` elements: long (<= 255) strings."""
+    base = json.dumps(_large_doc(tenant, elements, 0)).encode()
+    # Four padded strings per element; grow them evenly to reach the target size.
+    pad = min(230, max(0, (target_bytes - len(base)) // (4 * elements)))
+    return json.dumps(_large_doc(tenant, elements, pad)).encode()
+
+
+def _large_doc(tenant: Tenant, elements: int, pad: int) -> dict[str, object]:
+    fill = "x" * pad
     data = [
         {
-            "user_id": f"user-{i % 997}-{pad[:40]}",
-            "location_id": f"store-{i % 101}",
+            "user_id": f"user-{i % 997}-{fill}",
+            "location_id": f"store-{i % 101}-{fill}",
             "elements": [
                 {
                     "id": f"big-{i}",
-                    "kpi": "device_sales",
+                    "kpi": f"device_sales_{fill}",
                     "object_type": "number",
                     "value": str(i),
-                    "units": "Devices sold " + pad,
+                    "units": f"Devices sold {fill}",
                     "timestamp": "2026-10-01 12:00:00",
                     "date_from": "2026-10-01 00:00:00",
                     "date_to": "2026-10-01 23:59:59",
@@ -91,16 +98,7 @@ def large_body(tenant: Tenant, target_bytes: int, elements: int) -> bytes:
         }
         for i in range(elements)
     ]
-    doc = {"type": tenant.integration, "version": "1.0.0", "context": "sales", "data": data}
-    body = json.dumps(doc, indent=1).encode()
-    while len(body) < target_bytes - 2_000:
-        # Pretty-printing inflates the body the way some generators do.
-        indent = 1 + (target_bytes - len(body)) * 8 // len(body)
-        grown = json.dumps(doc, indent=indent).encode()
-        if len(grown) > target_bytes or len(grown) == len(body):
-            break
-        body = grown
-    return body
+    return {"type": tenant.integration, "version": "1.0.0", "context": "sales", "data": data}
 
 
 async def send_one(port: int, request: bytes) -> tuple[int, bytes]:

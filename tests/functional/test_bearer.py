@@ -154,7 +154,7 @@ def test_access_token_in_query_string_is_refused(harness: Harness, token: str) -
 @pytest.mark.parametrize(
     "header",
     [
-        {"alg": "EdDSA", "typ": "at+jwt", "kid": "\u2603 snow\"man"},
+        {"alg": "EdDSA", "typ": "at+jwt", "kid": '\u2603 snow"man'},
         {"alg": "\u00e9\u2603", "typ": "at+jwt", "kid": "k"},
         {"alg": "EdDSA", "typ": "\u2603"},
     ],

@@ -23,11 +23,14 @@ def basic(creds: Credentials) -> dict[str, str]:
 
 
 def revoke(harness: Harness, creds: Credentials, token: str) -> httpx.Response:
-    return harness.http.post(REVOKE_URL, data={"token": token, **auth(creds)})
+    response: httpx.Response = harness.http.post(REVOKE_URL, data={"token": token, **auth(creds)})
+    return response
 
 
 def introspect(harness: Harness, creds: Credentials, token: str) -> httpx.Response:
-    response = harness.http.post(INTROSPECT_URL, data={"token": token, **auth(creds)})
+    response: httpx.Response = harness.http.post(
+        INTROSPECT_URL, data={"token": token, **auth(creds)}
+    )
     assert response.status_code == 200, response.text
     assert response.headers["Cache-Control"] == "no-store"
     return response

@@ -48,9 +48,10 @@ def form(creds: Credentials, **extra: str) -> dict[str, str]:
 
 
 def post_raw(harness: Harness, content: str, content_type: str, **headers: str) -> httpx.Response:
-    return harness.http.post(
+    response: httpx.Response = harness.http.post(
         TOKEN_URL, content=content.encode(), headers={"Content-Type": content_type, **headers}
     )
+    return response
 
 
 def assert_oauth_error(response: httpx.Response, status: int, error: str) -> dict[str, Any]:
@@ -196,9 +197,7 @@ def test_duplicate_json_key_is_invalid_request(harness: Harness, creds: Credenti
 def test_missing_grant_type_is_invalid_request(harness: Harness, creds: Credentials) -> None:
     payload = form(creds)
     del payload["grant_type"]
-    body = assert_oauth_error(
-        harness.http.post(TOKEN_URL, data=payload), 400, "invalid_request"
-    )
+    body = assert_oauth_error(harness.http.post(TOKEN_URL, data=payload), 400, "invalid_request")
     assert "grant_type" in body["message"]
 
 

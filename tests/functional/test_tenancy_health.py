@@ -19,7 +19,7 @@ from tests.functional.harness import Credentials, Harness, example_body
 
 
 def token_at(harness: Harness, host: str, creds: Credentials, **headers: str) -> httpx.Response:
-    return harness.http.post(
+    response: httpx.Response = harness.http.post(
         f"http://{host}/oauth/token",
         data={
             "grant_type": "client_credentials",
@@ -28,6 +28,7 @@ def token_at(harness: Harness, host: str, creds: Credentials, **headers: str) ->
         },
         headers=headers,
     )
+    return response
 
 
 # -- host → tenant -----------------------------------------------------------------------
@@ -157,11 +158,13 @@ def test_openapi_is_valid_and_lists_every_route(harness: Harness) -> None:
 
 
 def _unknown_path(h: Harness, token: str) -> httpx.Response:
-    return h.http.get("http://acme.localhost/nope")
+    response: httpx.Response = h.http.get("http://acme.localhost/nope")
+    return response
 
 
 def _wrong_method(h: Harness, token: str) -> httpx.Response:
-    return h.http.get("http://acme.localhost/api/external/v1/kpi")
+    response: httpx.Response = h.http.get("http://acme.localhost/api/external/v1/kpi")
+    return response
 
 
 def _unknown_version(h: Harness, token: str) -> httpx.Response:
@@ -195,9 +198,7 @@ def _bad_gzip(h: Harness, token: str) -> httpx.Response:
 
 
 def _unknown_encoding(h: Harness, token: str) -> httpx.Response:
-    return h.post_kpi(
-        token, content=gzip.compress(b"{}"), headers={"Content-Encoding": "br"}
-    )
+    return h.post_kpi(token, content=gzip.compress(b"{}"), headers={"Content-Encoding": "br"})
 
 
 Send = Callable[[Harness, str], httpx.Response]

@@ -49,9 +49,10 @@ def serve(
     import uvicorn
 
     cfg = settings()
-    host = host or cfg.host
-    port = port or cfg.port
-    workers = workers or cfg.workers
+    # ``is None``, not ``or``: ``--port 0`` (any free port) must not fall back to the setting.
+    host = cfg.host if host is None else host
+    port = cfg.port if port is None else port
+    workers = cfg.workers if workers is None else workers
     logging.basicConfig(level=cfg.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     if workers > 1 and cfg.redis_url.startswith("memory"):
         logging.getLogger("kpihub").warning(

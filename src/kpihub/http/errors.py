@@ -42,9 +42,7 @@ _DESCRIPTION_CHARS = frozenset(chr(c) for c in range(0x20, 0x7F)) - {'"', "\\"}
 
 
 def _quote(text: str) -> str:
-    return "".join(
-        c if c in _DESCRIPTION_CHARS else "'" if c == '"' else "?" for c in text
-    )
+    return "".join(c if c in _DESCRIPTION_CHARS else "'" if c == '"' else "?" for c in text)
 
 
 def _status(exc: KpihubError) -> int:

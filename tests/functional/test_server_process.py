@@ -1,0 +1,214 @@
+"""A real ``kpihub serve`` process: restarts, crashes and admin commands while it runs.
+
+The tenant, its integration identifier and clients are made with the real CLI, and
+the API is called over real HTTP, so this is the path an operator and a vendor take.
+"""
+
+from __future__ import annotations
+
+import copy
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from kpihub.examples import article_example
+from tests.functional.server import Kpihub, ServerProcess
+
+pytestmark = pytest.mark.slow
+
+TENANT = "acme"
+INTEGRATION = "acme-pos"
+
+
+@dataclass(frozen=True)
+class Creds:
+    client_id: str
+    client_secret: str
+
+
+@pytest.fixture(scope="module")
+def cli(tmp_path_factory: pytest.TempPathFactory) -> Kpihub:
+    cli = Kpihub(tmp_path_factory.mktemp("server"))
+    cli.run("tenant", "create", TENANT)
+    cli.run("integration", "create", "--tenant", TENANT, INTEGRATION)
+    return cli
+
+
+@pytest.fixture(scope="module")
+def server(cli: Kpihub) -> Iterator[ServerProcess]:
+    """One server for the module; tests may restart or kill it, but leave it running."""
+    process = cli.server()
+    try:
+        yield process.start()
+    finally:
+        process.kill()
+
+
+@pytest.fixture
+def live(server: ServerProcess) -> ServerProcess:
+    """The shared server, started again if an earlier test left it stopped."""
+    if server.proc is None or server.proc.poll() is not None:
+        server.start()
+    return server
+
+
+def new_client(cli: Kpihub) -> Creds:
+    made = cli.json("client", "create", "--tenant", TENANT, "--env", "testing", "--name", "pos")
+    return Creds(made["client_id"], made["client_secret"])
+
+
+def get_token(http: httpx.Client, creds: Creds) -> str:
+    response = http.post(
+        "/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": creds.client_id,
+            "client_secret": creds.client_secret,
+        },
+    )
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token
+
+
+def article_body(context: str) -> dict[str, Any]:
+    """The article's example with our identifier; ``context`` keeps tests' data apart."""
+    body = copy.deepcopy(article_example())
+    body["type"] = INTEGRATION
+    body["context"] = context
+    return body
+
+
+def post_kpi(http: httpx.Client, token: str, body: dict[str, Any]) -> httpx.Response:
+    return http.post(
+        "/api/external/v1/kpi",
+        json=body,
+        headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+    )
+
+
+def counts(response: httpx.Response) -> tuple[int, int, int, int]:
+    assert response.status_code == 200, response.text
+    ack = response.json()
+    assert ack["status"] == "ok"
+    return ack["received"], ack["created"], ack["updated"], ack["unchanged"]
+
+
+def jwks_kids(http: httpx.Client) -> list[str]:
+    response = http.get("/.well-known/jwks.json")
+    assert response.status_code == 200, response.text
+    return [k["kid"] for k in response.json()["keys"]]
+
+
+def test_host_header_names_the_tenant(live: ServerProcess) -> None:
+    with live.http(TENANT) as http:
+        assert http.get("/healthz").json()["status"] == "ok"
+        metadata = http.get("/.well-known/oauth-authorization-server")
+        assert metadata.status_code == 200, metadata.text
+        assert metadata.json()["issuer"] == "http://acme.localhost"
+    with live.http("nobody") as http:
+        unknown = http.post("/oauth/token", data={"grant_type": "client_credentials"})
+        assert unknown.status_code == 404
+        assert "nobody.localhost" in unknown.json()["message"]
+
+
+def test_data_and_keys_survive_a_restart(cli: Kpihub, live: ServerProcess) -> None:
+    creds = new_client(cli)
+    body = article_body("restart")
+    with live.http(TENANT) as http:
+        token = get_token(http, creds)
+        assert counts(post_kpi(http, token, body)) == (6, 6, 0, 0)
+        kids = jwks_kids(http)
+    assert kids
+
+    code = live.restart(signal.SIGTERM)
+    # A graceful stop: uvicorn exits 0, or re-raises SIGTERM once shut down cleanly.
+    assert code in (0, -signal.SIGTERM), live.log()
+    assert "Application shutdown complete" in live.log()
+
+    with live.http(TENANT) as http:
+        # The signing keys are in the store: same kid, and the old token still verifies.
+        assert jwks_kids(http) == kids
+        assert counts(post_kpi(http, token, body)) == (6, 0, 0, 6)
+        # A fresh token from the restarted server carries the same kid too.
+        fresh = get_token(http, creds)
+        assert counts(post_kpi(http, fresh, body)) == (6, 0, 0, 6)
+    assert "Traceback" not in live.log()
+
+
+def test_revoking_from_the_cli_stops_a_running_servers_tokens(
+    cli: Kpihub, live: ServerProcess
+) -> None:
+    creds = new_client(cli)
+    body = article_body("revocation")
+    with live.http(TENANT) as http:
+        token = get_token(http, creds)
+        assert counts(post_kpi(http, token, body)) == (6, 6, 0, 0)
+
+        cli.run("client", "revoke", creds.client_id)  # another process, same store
+
+        refused = post_kpi(http, token, body)
+        assert refused.status_code == 401, refused.text
+        assert refused.headers["WWW-Authenticate"].startswith("Bearer")
+        assert 'error="invalid_token"' in refused.headers["WWW-Authenticate"]
+        assert "revoked" in refused.json()["message"]
+
+        # Nor can the revoked client get a new token.
+        again = http.post(
+            "/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": creds.client_id,
+                "client_secret": creds.client_secret,
+            },
+        )
+        assert again.status_code == 401
+        assert again.json()["error"] == "invalid_client"
+
+
+def test_a_rotated_secret_works_at_once_on_the_running_server(
+    cli: Kpihub, live: ServerProcess
+) -> None:
+    creds = new_client(cli)
+    rotated = cli.json("client", "rotate-secret", creds.client_id)
+    new = Creds(creds.client_id, rotated["client_secret"])
+    with live.http(TENANT) as http:
+        get_token(http, creds)  # the old secret, still valid during rotation
+        get_token(http, new)
+        cli.run("client", "retire-old-secret", creds.client_id)
+        refused = http.post(
+            "/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": creds.client_id,
+                "client_secret": creds.client_secret,
+            },
+        )
+        assert refused.status_code == 401
+        get_token(http, new)
+
+
+def test_an_acked_batch_survives_sigkill(cli: Kpihub, live: ServerProcess) -> None:
+    creds = new_client(cli)
+    body = article_body("crash")
+    with live.http(TENANT) as http:
+        token = get_token(http, creds)
+        acked = post_kpi(http, token, body)
+    # Kill the moment the ACK is in: no graceful shutdown, no chance to flush anything.
+    live.kill()
+    assert counts(acked) == (6, 6, 0, 0)
+
+    live.start()
+    with live.http(TENANT) as http:
+        assert counts(post_kpi(http, token, body)) == (6, 0, 0, 6)
+
+
+def test_database_file_is_where_the_settings_say(cli: Kpihub, live: ServerProcess) -> None:
+    assert cli.database.is_file()
+    assert Path(cli.key_file).is_file()
+    assert not (cli.directory / "kpihub.db").exists()
