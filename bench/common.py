@@ -57,8 +57,20 @@ def setup_tenant(env: dict[str, str], name: str = "bench") -> Tenant:
     cli(env, "tenant", "create", name)
     cli(env, "integration", "create", "--tenant", name, f"{name}-pos")
     created = json.loads(
-        cli(env, "client", "create", "--tenant", name, "--env", "production", "--name", "bench",
-            "--rate-limit", "100000000", "--json")
+        cli(
+            env,
+            "client",
+            "create",
+            "--tenant",
+            name,
+            "--env",
+            "production",
+            "--name",
+            "bench",
+            "--rate-limit",
+            "100000000",
+            "--json",
+        )
     )
     return Tenant(name, f"{name}-pos", created["client_id"], created["client_secret"])
 
@@ -116,8 +128,10 @@ def token(port: int, tenant: Tenant) -> str:
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/oauth/token",
         data=body,
-        headers={"Host": f"{tenant.name}.localhost",
-                 "Content-Type": "application/x-www-form-urlencoded"},
+        headers={
+            "Host": f"{tenant.name}.localhost",
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         value: str = json.load(response)["access_token"]
@@ -169,7 +183,10 @@ class LoadResult:
 
 
 async def load(
-    port: int, requests: list[bytes], elements_per_request: int, concurrency: int,
+    port: int,
+    requests: list[bytes],
+    elements_per_request: int,
+    concurrency: int,
     seconds: float,
 ) -> LoadResult:
     """``concurrency`` keep-alive connections sending ``requests`` round-robin for ``seconds``."""

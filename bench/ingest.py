@@ -1,6 +1,6 @@
 """Ingestion throughput, latency and memory of one ``kpihub serve`` on SQLite.
 
-    python bench/ingest.py [--seconds 10] [--runs 3] [--concurrency 8] [--batch 100]
+    python -m bench.ingest [--seconds 10] [--runs 3] [--concurrency 8] [--batch 100]
 
 Starts a real server on a temporary SQLite database with default settings (durable
 commits: ``synchronous=full``), sends distinct batches (every element is new) from
@@ -15,17 +15,14 @@ import argparse
 import asyncio
 import json
 import random
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.common import (  # noqa: E402
+from bench.common import (
     Tenant,
     exchange,
-    kpihub_env,
     kpi_request,
+    kpihub_env,
     load,
     median,
     serve,
@@ -111,8 +108,12 @@ async def send_one(port: int, request: bytes) -> tuple[int, bytes]:
 
 def throughput(args: argparse.Namespace, env: dict[str, str], tenant: Tenant) -> dict[str, float]:
     rng = random.Random(42)
-    figures: dict[str, list[float]] = {"elements_per_s": [], "p50_ms": [], "p99_ms": [],
-                                       "errors": []}
+    figures: dict[str, list[float]] = {
+        "elements_per_s": [],
+        "p50_ms": [],
+        "p99_ms": [],
+        "errors": [],
+    }
     with serve(env) as server:
         access = token(server.port, tenant)
         next_batch = 0
@@ -124,8 +125,13 @@ def throughput(args: argparse.Namespace, env: dict[str, str], tenant: Tenant) ->
             ]
             next_batch += count
             result = asyncio.run(
-                load(server.port, requests, args.batch, args.concurrency,
-                     args.seconds if run else 2.0)
+                load(
+                    server.port,
+                    requests,
+                    args.batch,
+                    args.concurrency,
+                    args.seconds if run else 2.0,
+                )
             )
             if run == 0:
                 continue
@@ -175,13 +181,17 @@ def main() -> None:
 
     ratio = t["elements_per_s"] / TARGET_ELEMENTS_PER_S
     print()
-    print(f"median elements/s acknowledged : {t['elements_per_s']:,.0f} "
-          f"(target {TARGET_ELEMENTS_PER_S:,}; ratio {ratio:.2f})")
+    print(
+        f"median elements/s acknowledged : {t['elements_per_s']:,.0f} "
+        f"(target {TARGET_ELEMENTS_PER_S:,}; ratio {ratio:.2f})"
+    )
     print(f"median p50 latency             : {t['p50_ms']:.1f} ms")
     print(f"median p99 latency             : {t['p99_ms']:.1f} ms (target < {TARGET_P99_MS:g} ms)")
     print(f"errors (median per run)        : {t['errors']:.0f}")
-    print(f"10 MB body: {m['body_mb']:.1f} MB, RSS before {m['rss_before_mb']:.0f} MB, "
-          f"peak RSS {m['peak_rss_mb']:.0f} MB (target < {TARGET_RSS_MB:g} MB)")
+    print(
+        f"10 MB body: {m['body_mb']:.1f} MB, RSS before {m['rss_before_mb']:.0f} MB, "
+        f"peak RSS {m['peak_rss_mb']:.0f} MB (target < {TARGET_RSS_MB:g} MB)"
+    )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ Hierarchy::
     ├── ValidationFailed         a KPI batch with one or more field errors (422)
     ├── PayloadTooLarge          body or element count over a limit (413)
     ├── UnsupportedMediaType     wrong Content-Type / Content-Encoding (415)
-    ├── MalformedJson            body is not JSON; names line and column (400)
+    ├── MalformedBody            body cannot be read, e.g. corrupt gzip (400)
+    │   └── MalformedJson        body is not JSON; names line and column (400)
     ├── UnknownApiVersion        ``/api/external/{version}`` not supported (404)
     ├── OAuthError               RFC 6749 §5.2 error at the token endpoint
     ├── InvalidToken             bearer token missing, invalid, expired, revoked (401)
@@ -82,7 +83,11 @@ class UnsupportedMediaType(KpihubError):
     pass
 
 
-class MalformedJson(KpihubError):
+class MalformedBody(KpihubError):
+    pass
+
+
+class MalformedJson(MalformedBody):
     def __init__(self, message: str, *, line: int, column: int) -> None:
         super().__init__(message)
         self.line = line

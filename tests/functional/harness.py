@@ -76,7 +76,7 @@ class Harness:
         return f"http://{tenant}.localhost{path}"
 
     def token_response(self, creds: Credentials, **extra: str) -> httpx.Response:
-        return self.http.post(
+        response: httpx.Response = self.http.post(
             self.url(creds.tenant, "/oauth/token"),
             data={
                 "grant_type": "client_credentials",
@@ -85,6 +85,7 @@ class Harness:
                 **extra,
             },
         )
+        return response
 
     def token(self, creds: Credentials, **extra: str) -> str:
         response = self.token_response(creds, **extra)
@@ -108,8 +109,10 @@ class Harness:
         url = self.url(tenant, f"/api/external/{version}/kpi")
         if content is not None:
             sent.setdefault("Content-Type", "application/json")
-            return self.http.post(url, content=content, headers=sent)
-        return self.http.post(url, json=body, headers=sent)
+            response: httpx.Response = self.http.post(url, content=content, headers=sent)
+        else:
+            response = self.http.post(url, json=body, headers=sent)
+        return response
 
 
 def example_body(identifier: str = INTEGRATION) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import zlib
 import msgspec
 from starlette.requests import Request
 
-from kpihub.errors import MalformedJson, PayloadTooLarge, UnsupportedMediaType
+from kpihub.errors import MalformedBody, MalformedJson, PayloadTooLarge, UnsupportedMediaType
 
 _decoder = msgspec.json.Decoder()
 
@@ -22,6 +22,13 @@ def _too_large(limit: int) -> PayloadTooLarge:
         f"The request body is larger than the limit of {limit} bytes (after decompression). "
         "Split the data into several requests.",
         limit=limit,
+    )
+
+
+def _corrupt_gzip(exc: zlib.error) -> MalformedBody:
+    return MalformedBody(
+        f"The body is not valid gzip ({exc}) although Content-Encoding: gzip was sent; "
+        "compress it with gzip or drop the header."
     )
 
 
@@ -42,7 +49,10 @@ async def read_body(request: Request, limit: int) -> bytes:
     async for chunk in request.stream():
         if inflater is not None:
             # max_length bounds memory even for a gzip bomb.
-            chunk = inflater.decompress(chunk, limit + 1 - size)
+            try:
+                chunk = inflater.decompress(chunk, limit + 1 - size)
+            except zlib.error as exc:
+                raise _corrupt_gzip(exc) from None
             if inflater.unconsumed_tail:
                 raise _too_large(limit)
         size += len(chunk)
@@ -52,11 +62,11 @@ async def read_body(request: Request, limit: int) -> bytes:
     if inflater is not None:
         try:
             tail = inflater.flush()
-        except zlib.error as exc:  # pragma: no cover - flush rarely fails after decompress
-            raise UnsupportedMediaType(f"The gzip body is corrupt: {exc}.") from exc
+        except zlib.error as exc:
+            raise _corrupt_gzip(exc) from None
         if not inflater.eof:
-            raise UnsupportedMediaType(
-                "The gzip body is truncated or corrupt; send a complete gzip stream."
+            raise MalformedBody(
+                "The gzip body is truncated (Content-Encoding: gzip); send a complete gzip stream."
             )
         size += len(tail)
         if size > limit:

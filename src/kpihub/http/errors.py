@@ -20,6 +20,7 @@ from kpihub.errors import (
     InvalidToken,
     KpihubError,
     LimitState,
+    MalformedBody,
     MalformedJson,
     NotFound,
     OAuthError,
@@ -48,7 +49,7 @@ def _quote(text: str) -> str:
 def _status(exc: KpihubError) -> int:
     if isinstance(exc, ValidationFailed | InvalidInput):
         return 422
-    if isinstance(exc, MalformedJson):
+    if isinstance(exc, MalformedBody):
         return 400
     if isinstance(exc, PayloadTooLarge):
         return 413
