@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import json
 import random
+from datetime import UTC, datetime, timedelta
 import tempfile
 from pathlib import Path
 
@@ -36,13 +37,31 @@ TARGET_RSS_MB = 200.0
 KPIS = ("device_sales", "bonuses", "points", "profit", "experience")
 
 
-def batch_body(tenant: Tenant, batch: int, size: int, rng: random.Random) -> bytes:
+FEED_START = datetime(2026, 10, 1, tzinfo=UTC)
+
+
+def stamp_for(batch: int, rng: random.Random, timestamps: str) -> str:
+    """A 'Y-m-d H:i:s' time for an element of batch number ``batch``.
+
+    ``live``: a feed sending what just happened: times advance with the batch number
+    (one batch every 6 s of feed time), each up to 10 minutes old. ``backfill``: a
+    vendor loading history: times anywhere in one month, in no order.
+    """
+    if timestamps == "live":
+        moment = FEED_START + timedelta(seconds=batch * 6 - rng.randrange(600))
+    else:
+        moment = FEED_START + timedelta(seconds=rng.randrange(28 * 86_400))
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def batch_body(
+    tenant: Tenant, batch: int, size: int, rng: random.Random, timestamps: str = "live"
+) -> bytes:
     """One article-shaped batch; element ids are unique across batches."""
     data = []
     per_user = 10
     for start in range(0, size, per_user):
-        day = 1 + rng.randrange(28)
-        stamp = f"2026-10-{day:02d} {rng.randrange(24):02d}:{rng.randrange(60):02d}:00"
+        stamp = stamp_for(batch, rng, timestamps)
         data.append(
             {
                 "user_id": str(rng.randrange(5000)),
@@ -120,7 +139,11 @@ def throughput(args: argparse.Namespace, env: dict[str, str], tenant: Tenant) ->
         for run in range(args.runs + 1):  # run 0 warms up
             count = int(args.seconds * 600) + 50
             requests = [
-                kpi_request(tenant, access, batch_body(tenant, next_batch + i, args.batch, rng))
+                kpi_request(
+                    tenant,
+                    access,
+                    batch_body(tenant, next_batch + i, args.batch, rng, args.timestamps),
+                )
                 for i in range(count)
             ]
             next_batch += count
@@ -167,6 +190,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--synchronous", choices=("full", "normal"), default="full")
+    parser.add_argument(
+        "--timestamps",
+        choices=("live", "backfill"),
+        default="live",
+        help="live: times advance as in a live feed; backfill: random times in a month",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="kpihub-bench-") as tmp:
@@ -174,7 +203,8 @@ def main() -> None:
         tenant = setup_tenant(env)
         print(
             f"Ingestion: {args.concurrency} clients, {args.batch}-element batches, "
-            f"{args.runs} runs of {args.seconds:g} s, SQLite synchronous={args.synchronous}"
+            f"{args.runs} runs of {args.seconds:g} s, SQLite synchronous={args.synchronous}, "
+            f"{args.timestamps} timestamps"
         )
         t = throughput(args, env, tenant)
         m = memory(env, tenant)

@@ -117,6 +117,39 @@ def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
     return conn
 
 
+class _Checkpointer(threading.Thread):
+    """Copies the WAL back into the database beside the writer, not inside its commits.
+
+    With SQLite's automatic checkpoints, the commit that crosses the threshold pays for
+    writing back and syncing the whole WAL, which shows up as latency spikes for every
+    request in that group. A PASSIVE checkpoint on its own connection never blocks the
+    writer or readers, so the writer's connection turns automatic checkpoints off.
+    """
+
+    INTERVAL = 0.5  # seconds
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        super().__init__(name="kpihub-sqlite-checkpointer", daemon=True)
+        self._conn = conn
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self._stopping.wait(self.INTERVAL):
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error:
+                pass  # busy or transient; the next round retries
+        try:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.Error:
+            pass  # another process still reads; its own close will checkpoint
+        self._conn.close()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.join()
+
+
 class _Writer(threading.Thread):
     """Owns the write connection; commits queued jobs in groups."""
 
@@ -197,19 +230,28 @@ class SqliteStorage:
         self._synchronous = synchronous
         self._read: sqlite3.Connection | None = None
         self._writer: _Writer | None = None
+        self._checkpointer: _Checkpointer | None = None
 
     # -- lifecycle -----------------------------------------------------------------
 
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._read = _connect(self.path, self._synchronous)
-        self._writer = _Writer(_connect(self.path, self._synchronous))
+        write_conn = _connect(self.path, self._synchronous)
+        write_conn.execute("PRAGMA wal_autocheckpoint = 0")
+        write_conn.execute("PRAGMA cache_size = -65536")  # KiB: keeps hot index pages
+        self._writer = _Writer(write_conn)
+        self._checkpointer = _Checkpointer(_connect(self.path, self._synchronous))
+        self._checkpointer.start()
         self._writer.start()
 
     async def close(self) -> None:
         if self._writer is not None:
             await asyncio.to_thread(self._writer.stop)
             self._writer = None
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.stop)
+            self._checkpointer = None
         if self._read is not None:
             self._read.close()
             self._read = None
