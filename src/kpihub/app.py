@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -25,7 +27,7 @@ from kpihub.ratelimit import LimitsLimiter
 from kpihub.services import Services
 from kpihub.settings import Settings
 from kpihub.storage import open_storage
-from kpihub.storage.migrate import upgrade
+from kpihub.storage.migrate import ensure_schema
 
 log = logging.getLogger("kpihub")
 
@@ -37,7 +39,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if settings.auto_migrate:
-            upgrade(settings.database_url)
+            ensure_schema(settings.database_url)
         storage = open_storage(settings)
         await storage.start()
         try:
@@ -53,8 +55,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             # all in-flight requests for milliseconds under load.
             gc.collect()
             gc.freeze()
+            housekeeping = asyncio.create_task(_housekeeping(app.state.services))
             yield
         finally:
+            housekeeping.cancel()
             await storage.close()
 
     routes: list[Route] = [
@@ -72,6 +76,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Exception: unhandled_error_handler,
         },
     )
+
+
+HOUSEKEEPING_EVERY = 300  # seconds
+
+
+async def _housekeeping(svc: Services) -> None:
+    """Drop expired idempotency records and token revocations now and then."""
+    while True:
+        now = int(time.time())
+        try:
+            await svc.storage.purge_expired(now - svc.settings.idempotency_ttl, now)
+        except KpihubError as exc:
+            log.warning("housekeeping skipped: %s", exc.message)
+        await asyncio.sleep(HOUSEKEEPING_EVERY)
 
 
 def app_from_env() -> Starlette:

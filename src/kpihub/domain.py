@@ -107,6 +107,7 @@ class BatchWrite:
     received_at: float
     idempotency_key: str | None = None
     request_hash: str | None = None
+    idempotency_since: int = 0  # keys recorded before this epoch second have expired
 
 
 @dataclass(frozen=True, slots=True)

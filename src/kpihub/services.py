@@ -11,10 +11,13 @@ from starlette.requests import Request
 from kpihub.domain import Tenant
 from kpihub.errors import UnknownTenant
 from kpihub.oauth.jwt import TokenSigner
+from kpihub.oauth.keys import load_signer
 from kpihub.ratelimit import Limiter
 from kpihub.settings import Settings
 from kpihub.storage import Storage
 from kpihub.tenancy import request_host, tenant_name_from_host
+
+SIGNER_REFRESH_EVERY = 5.0  # seconds
 
 
 @dataclass
@@ -27,6 +30,16 @@ class Services:
     started_at: float = field(default_factory=time.time)
     last_touch: dict[int, int] = field(default_factory=dict)  # client pk -> epoch
     _zones: dict[str, ZoneInfo] = field(default_factory=dict)
+    _signer_loaded: float = float("-inf")
+
+    async def refresh_signer(self) -> bool:
+        """Reload the signing keys (another node may have added one); at most every 5 s."""
+        now = time.monotonic()
+        if now - self._signer_loaded < SIGNER_REFRESH_EVERY:
+            return False
+        self._signer_loaded = now
+        self.signer = await load_signer(self.storage)
+        return True
 
     def zone(self, name: str) -> ZoneInfo:
         zone = self._zones.get(name)

@@ -10,9 +10,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NoReturn, TypeVar
 
-import sqlalchemy.exc
 import typer
-from alembic.util.exc import CommandError
 from pydantic import ValidationError
 from rich.console import Console
 from rich.measure import Measurement
@@ -21,8 +19,7 @@ from rich.table import Table
 from kpihub.errors import KpihubError
 from kpihub.settings import Settings
 from kpihub.storage import Storage, open_storage
-from kpihub.storage.migrate import upgrade
-from kpihub.storage.urls import scheme, sqlite_path
+from kpihub.storage.migrate import ensure_schema, upgrade
 
 T = TypeVar("T")
 
@@ -51,21 +48,11 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def migrate(database_url: str, revision: str = "head") -> tuple[str | None, str]:
-    """``upgrade`` with the SQLite file's folder created and driver errors made readable."""
+    """``upgrade`` with its errors printed for the operator."""
     try:
-        if scheme(database_url) == "sqlite":
-            sqlite_path(database_url).parent.mkdir(parents=True, exist_ok=True)
         return upgrade(database_url, revision)
     except KpihubError as exc:
         fail(exc.message)
-    except CommandError as exc:
-        fail(f"REVISION: {revision!r}: {exc}. Use 'head' or a revision id.")
-    except (OSError, sqlalchemy.exc.SQLAlchemyError) as exc:
-        reason = getattr(exc, "orig", None) or exc
-        fail(
-            f"KPIHUB_DATABASE_URL={database_url!r}: the database cannot be opened or migrated "
-            f"({reason}). Check the path exists and is writable."
-        )
 
 
 def with_storage(fn: Callable[[Storage, Settings], Awaitable[T]]) -> T:
@@ -81,7 +68,10 @@ def with_storage(fn: Callable[[Storage, Settings], Awaitable[T]]) -> T:
             await storage.close()
 
     if cfg.auto_migrate:
-        migrate(cfg.database_url)
+        try:
+            ensure_schema(cfg.database_url)
+        except KpihubError as exc:
+            fail(exc.message)
     try:
         return asyncio.run(main())
     except KpihubError as exc:

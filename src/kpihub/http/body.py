@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import sys
 import zlib
 
 import msgspec
@@ -32,6 +34,57 @@ def _corrupt_gzip(exc: zlib.error) -> MalformedBody:
     )
 
 
+class _Gunzip:
+    """Inflates a gzip stream of one or more members, never past ``limit`` bytes.
+
+    RFC 1952 §2.2: a gzip file is a series of members (``cat a.gz b.gz`` is
+    one). Stopping after the first member would silently drop the rest of
+    the body, so every member is read.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self.size = 0
+        self._member = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._started = False
+
+    def feed(self, data: bytes) -> list[bytes]:
+        out: list[bytes] = []
+        while data:
+            if self._member.eof:
+                # Trailing NUL padding after a member is tolerated, as gzip(1) does.
+                data = data.lstrip(b"\0")
+                if not data:
+                    break
+                self._member = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            self._started = True
+            # max_length bounds memory even for a gzip bomb; it is never 0
+            # (which would mean unbounded) because size <= limit here.
+            try:
+                piece = self._member.decompress(data, self._limit + 1 - self.size)
+            except zlib.error as exc:
+                raise _corrupt_gzip(exc) from None
+            self.size += len(piece)
+            if self.size > self._limit or self._member.unconsumed_tail:
+                raise _too_large(self._limit)
+            out.append(piece)
+            data = self._member.unused_data if self._member.eof else b""
+        return out
+
+    def finish(self) -> None:
+        """Raise unless the stream ended exactly at the end of a member."""
+        if not self._member.eof:
+            if self._started:
+                raise MalformedBody(
+                    "The gzip body is truncated (Content-Encoding: gzip); send a complete "
+                    "gzip stream."
+                )
+            raise MalformedBody(
+                "The body is empty although Content-Encoding: gzip was sent; send a gzip "
+                "stream or drop the header."
+            )
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The body, decompressed when ``Content-Encoding: gzip``, never more than ``limit`` bytes."""
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
@@ -44,34 +97,18 @@ async def read_body(request: Request, limit: int) -> bytes:
     if encoding in ("identity", "") and declared and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
     chunks: list[bytes] = []
+    if encoding in ("gzip", "x-gzip"):
+        gunzip = _Gunzip(limit)
+        async for chunk in request.stream():
+            chunks += gunzip.feed(chunk)
+        gunzip.finish()
+        return b"".join(chunks)
     size = 0
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if encoding in ("gzip", "x-gzip") else None
     async for chunk in request.stream():
-        if inflater is not None:
-            # max_length bounds memory even for a gzip bomb.
-            try:
-                chunk = inflater.decompress(chunk, limit + 1 - size)
-            except zlib.error as exc:
-                raise _corrupt_gzip(exc) from None
-            if inflater.unconsumed_tail:
-                raise _too_large(limit)
         size += len(chunk)
         if size > limit:
             raise _too_large(limit)
         chunks.append(chunk)
-    if inflater is not None:
-        try:
-            tail = inflater.flush()
-        except zlib.error as exc:
-            raise _corrupt_gzip(exc) from None
-        if not inflater.eof:
-            raise MalformedBody(
-                "The gzip body is truncated (Content-Encoding: gzip); send a complete gzip stream."
-            )
-        size += len(tail)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(tail)
     return b"".join(chunks)
 
 
@@ -85,11 +122,40 @@ def _reject_constant(literal: str) -> object:
     raise _NonJsonConstant(literal)
 
 
+# A JSON string token, so that searches below skip what is inside strings.
+_STRING = r'"[^"\\]*(?:\\.[^"\\]*)*"'
+# Inside strings: an escaped backslash, a valid surrogate pair, or (group 1) half a pair.
+_SURROGATE_ESCAPES = re.compile(
+    r"\\\\|\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+    r"|(\\u[dD][89a-fA-F][0-9a-fA-F]{2})"
+)
+
+
+def _outside_strings(text: str, target: str) -> int:
+    """Offset of the first match of ``target`` that is not inside a JSON string, or 0."""
+    for match in re.finditer(f"{_STRING}|({target})", text):
+        if match.group(1) is not None:
+            return match.start(1)
+    return 0
+
+
+def _malformed(text: str, offset: int, problem: str, fix: str) -> MalformedJson:
+    line = text.count("\n", 0, offset) + 1
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return MalformedJson(
+        f"The request body is not valid JSON: {problem} at line {line} column {column}. {fix}",
+        line=line,
+        column=column,
+    )
+
+
 def decode_json(body: bytes) -> object:
     """Decode JSON fast; on failure, say where (line and column) as ``json`` does."""
     try:
         return _decoder.decode(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        # msgspec says where only sometimes (and raises UnicodeDecodeError for bad
+        # UTF-8 inside strings); the slow path below explains every failure.
         pass
     try:
         text = body.decode("utf-8")
@@ -103,16 +169,12 @@ def decode_json(body: bytes) -> object:
             column=column,
         ) from None
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        doc = json.loads(text, parse_constant=_reject_constant)
     except _NonJsonConstant as exc:
-        offset = text.find(exc.literal)
-        line = text.count("\n", 0, offset) + 1
-        column = offset - (text.rfind("\n", 0, offset) + 1) + 1
-        raise MalformedJson(
-            f"The request body is not valid JSON: {exc.literal} is not a JSON value at line "
-            f"{line} column {column}. Send finite numbers only.",
-            line=line,
-            column=column,
+        # The same word inside a string earlier on must not be taken for it.
+        offset = _outside_strings(text, re.escape(exc.literal))
+        raise _malformed(
+            text, offset, f"{exc.literal} is not a JSON value", "Send finite numbers only."
         ) from None
     except json.JSONDecodeError as exc:
         raise MalformedJson(
@@ -121,7 +183,27 @@ def decode_json(body: bytes) -> object:
             line=exc.lineno,
             column=exc.colno,
         ) from None
+    except ValueError:
+        # int() refuses more digits than sys.get_int_max_str_digits(); no KPI needs them.
+        raise _malformed(
+            text,
+            _outside_strings(text, f"-?[0-9]{{{sys.get_int_max_str_digits() + 1},}}"),
+            "a number has too many digits",
+            "Send numbers that fit a 64-bit float.",
+        ) from None
     except RecursionError:
         raise MalformedJson(
             "The request body is nested too deeply to be KPI data.", line=1, column=1
         ) from None
+    # json accepted what msgspec refused. Half a UTF-16 surrogate pair ("\\ud800")
+    # is no Unicode text and cannot be stored, so it is refused here too; numbers
+    # beyond the float range (1e400 -> inf) pass on, to be rejected per field.
+    for match in _SURROGATE_ESCAPES.finditer(text):
+        if match.group(1) is not None:
+            raise _malformed(
+                text,
+                match.start(1),
+                f"{match.group(1)} is half of a UTF-16 surrogate pair",
+                "Escape characters outside the BMP as a full pair, or send them as UTF-8.",
+            )
+    return doc

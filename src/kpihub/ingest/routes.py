@@ -97,7 +97,8 @@ def _ack(batch_id: str) -> Any:
 async def _replay(
     svc: Services, principal: Principal, key: str, request_hash: str, headers: dict[str, str]
 ) -> Response | None:
-    stored = await svc.storage.idempotent_response(principal.client.id, key)
+    since = int(time.time()) - svc.settings.idempotency_ttl
+    stored = await svc.storage.idempotent_response(principal.client.id, key, since)
     if stored is None:
         return None
     if stored.request_hash != request_hash:
@@ -175,6 +176,7 @@ async def _ingest(request: Request, svc: Services, received_at: float) -> Respon
         received_at=received_at,
         idempotency_key=key,
         request_hash=request_hash,
+        idempotency_since=int(received_at) - settings.idempotency_ttl,
     )
     result = await svc.storage.ingest(write, _ack(batch_id))
     if result is None:

@@ -9,6 +9,7 @@ from starlette.requests import Request
 
 from kpihub.domain import Client, Environment, Tenant
 from kpihub.errors import InsufficientScope, InvalidToken
+from kpihub.oauth.jwt import UnknownSigningKey
 from kpihub.services import Services
 from kpihub.tenancy import audience_for, client_address, issuer_for
 
@@ -61,11 +62,14 @@ def _bearer_token(request: Request) -> str:
 async def _verify(svc: Services, request: Request, tenant: Tenant) -> Principal:
     token = _bearer_token(request)
     settings = svc.settings
-    claims = svc.signer.verify(
-        token,
-        issuer=issuer_for(tenant.name, settings),
-        audience=audience_for(tenant.name, settings),
-    )
+    issuer, audience = issuer_for(tenant.name, settings), audience_for(tenant.name, settings)
+    try:
+        claims = svc.signer.verify(token, issuer=issuer, audience=audience)
+    except UnknownSigningKey:
+        # A key another node generated after this one loaded its keys.
+        if not await svc.refresh_signer():
+            raise
+        claims = svc.signer.verify(token, issuer=issuer, audience=audience)
     client = await svc.storage.get_client(str(claims.get("client_id", "")))
     if client is None or client.tenant_id != tenant.id:
         raise InvalidToken("The access token's client does not exist on this tenant.")

@@ -108,6 +108,10 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+class UnknownSigningKey(InvalidToken):
+    """The token names a key this signer does not hold (retired, or newer than it)."""
+
+
 class TokenSigner:
     """Issues and verifies access tokens with a fixed set of keys.
 
@@ -235,7 +239,7 @@ class TokenSigner:
         kid = header.get("kid")
         public_key = self._public_keys.get(kid) if isinstance(kid, str) else None
         if public_key is None:
-            raise InvalidToken(
+            raise UnknownSigningKey(
                 f"The access token was signed with a key this server does not know "
                 f"(kid {kid!r}); the key may have been retired. {_GET_ANOTHER}"
             )

@@ -78,6 +78,13 @@ class Storage(Protocol):
         None when the batch's Idempotency-Key was already used (a concurrent request
         won): nothing is written and the caller replays the stored response."""
 
-    async def idempotent_response(self, client_pk: int, key: str) -> StoredResponse | None: ...
+    async def idempotent_response(
+        self, client_pk: int, key: str, since: int
+    ) -> StoredResponse | None:
+        """The response stored under ``key`` no earlier than ``since`` (epoch seconds)."""
+
+    async def purge_expired(self, idempotency_before: int, now: int) -> int:
+        """Delete idempotency records and token revocations that can no longer matter."""
+
     async def record_request(self, record: RequestRecord) -> None: ...
     async def count_points(self, tenant_id: int, environment: Environment) -> int: ...

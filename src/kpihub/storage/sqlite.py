@@ -16,6 +16,7 @@ Why this shape:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import queue
 import sqlite3
@@ -135,14 +136,12 @@ class _Checkpointer(threading.Thread):
 
     def run(self) -> None:
         while not self._stopping.wait(self.INTERVAL):
-            try:
+            # Busy or transient errors: the next round retries.
+            with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            except sqlite3.Error:
-                pass  # busy or transient; the next round retries
-        try:
+        # Another process may still read; its own close will checkpoint.
+        with contextlib.suppress(sqlite3.Error):
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-        except sqlite3.Error:
-            pass  # another process still reads; its own close will checkpoint
         self._conn.close()
 
     def stop(self) -> None:
@@ -481,14 +480,29 @@ class SqliteStorage:
     ) -> tuple[BatchCounts, bytes] | None:
         return await self._write(lambda conn: _apply_batch(conn, write, render))
 
-    async def idempotent_response(self, client_pk: int, key: str) -> StoredResponse | None:
+    async def idempotent_response(
+        self, client_pk: int, key: str, since: int
+    ) -> StoredResponse | None:
         row = self._one(
             "SELECT request_hash, status, body FROM idempotency_keys "
-            "WHERE client_pk = ? AND key = ?",
+            "WHERE client_pk = ? AND key = ? AND created_at >= ?",
             client_pk,
             key,
+            since,
         )
         return StoredResponse(row[0], row[1], bytes(row[2])) if row else None
+
+    async def purge_expired(self, idempotency_before: int, now: int) -> int:
+        def job(conn: sqlite3.Connection) -> int:
+            keys = conn.execute(
+                "DELETE FROM idempotency_keys WHERE created_at < ?", (idempotency_before,)
+            ).rowcount
+            tokens = conn.execute(
+                "DELETE FROM revoked_tokens WHERE expires_at < ?", (now,)
+            ).rowcount
+            return keys + tokens
+
+        return await self._write(job)
 
     async def record_request(self, record: RequestRecord) -> None:
         await self._write(lambda conn: _insert_record(conn, record))
@@ -520,8 +534,8 @@ def _apply_batch(
     if (
         write.idempotency_key is not None
         and conn.execute(
-            "SELECT 1 FROM idempotency_keys WHERE client_pk = ? AND key = ?",
-            (write.client_pk, write.idempotency_key),
+            "SELECT 1 FROM idempotency_keys WHERE client_pk = ? AND key = ? AND created_at >= ?",
+            (write.client_pk, write.idempotency_key, write.idempotency_since),
         ).fetchone()
     ):
         # A concurrent request with the same key won the race; the caller replays it.
@@ -585,8 +599,9 @@ def _apply_batch(
     body = render(counts)
     if write.idempotency_key is not None:
         conn.execute(
-            "INSERT INTO idempotency_keys (client_pk, key, request_hash, status, body, created_at)"
-            " VALUES (?, ?, ?, 200, ?, ?)",
+            # An expired record of the same key (not purged yet) is replaced.
+            "INSERT OR REPLACE INTO idempotency_keys "
+            "(client_pk, key, request_hash, status, body, created_at) VALUES (?, ?, ?, 200, ?, ?)",
             (
                 write.client_pk,
                 write.idempotency_key,
