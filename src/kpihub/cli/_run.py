@@ -55,6 +55,14 @@ def migrate(database_url: str, revision: str = "head") -> tuple[str | None, str]
         fail(exc.message)
 
 
+def schema_ready(database_url: str) -> None:
+    """Migrate when the schema is behind; errors printed for the operator."""
+    try:
+        ensure_schema(database_url)
+    except KpihubError as exc:
+        fail(exc.message)
+
+
 def with_storage(fn: Callable[[Storage, Settings], Awaitable[T]]) -> T:
     """Run ``fn`` against a started store (migrated first when auto-migrate is on)."""
     cfg = settings()
@@ -68,10 +76,7 @@ def with_storage(fn: Callable[[Storage, Settings], Awaitable[T]]) -> T:
             await storage.close()
 
     if cfg.auto_migrate:
-        try:
-            ensure_schema(cfg.database_url)
-        except KpihubError as exc:
-            fail(exc.message)
+        schema_ready(cfg.database_url)
     try:
         return asyncio.run(main())
     except KpihubError as exc:

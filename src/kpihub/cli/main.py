@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from kpihub import admin
-from kpihub.cli._run import emit_json, migrate, out, settings, with_storage
+from kpihub.cli._run import emit_json, migrate, out, schema_ready, settings, with_storage
 from kpihub.cli.admin_commands import client_app, integration_app, tenant_app
 from kpihub.domain import Environment
 from kpihub.errors import Conflict
@@ -54,6 +54,7 @@ def serve(
     port = cfg.port if port is None else port
     workers = cfg.workers if workers is None else workers
     logging.basicConfig(level=cfg.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     if workers > 1 and cfg.redis_url.startswith("memory"):
         logging.getLogger("kpihub").warning(
             "--workers %d with in-memory rate limits: each worker counts on its own, so a "
@@ -62,7 +63,7 @@ def serve(
             workers,
         )
     if cfg.auto_migrate:
-        migrate(cfg.database_url)  # once here, not in every worker
+        schema_ready(cfg.database_url)  # once here, not in every worker
         os.environ["KPIHUB_AUTO_MIGRATE"] = "false"
     uvicorn.run(
         "kpihub.app:app_from_env",

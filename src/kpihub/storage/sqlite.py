@@ -190,6 +190,23 @@ class _Writer(threading.Thread):
 
     @staticmethod
     def _run_group(conn: sqlite3.Connection, group: list[tuple[Job, Future[Any]]]) -> None:
+        """Run ``group`` in one transaction; every future is resolved, whatever happens.
+
+        An exception escaping here would end the writer thread and leave this
+        request, and every later one, waiting forever.
+        """
+        try:
+            _Writer._commit_group(conn, group)
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            for _, fut in group:
+                if not fut.done():
+                    fut.set_exception(StoreUnavailable(f"The database write failed: {exc}"))
+
+    @staticmethod
+    def _commit_group(conn: sqlite3.Connection, group: list[tuple[Job, Future[Any]]]) -> None:
         results: list[tuple[Future[Any], bool, Any]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -202,6 +219,10 @@ class _Writer(threading.Thread):
             try:
                 value = job(conn)
             except BaseException as exc:  # handed to the waiting request
+                # SQLite ends the whole transaction on some errors (SQLITE_FULL,
+                # IOERR, BUSY...); then there is no savepoint left, the group's
+                # earlier work is gone, and ROLLBACK TO raises: _run_group fails
+                # every request of the group, none is told its data is stored.
                 conn.execute("ROLLBACK TO job")
                 conn.execute("RELEASE job")
                 results.append((fut, False, exc))
