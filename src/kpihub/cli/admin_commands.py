@@ -34,11 +34,14 @@ def tenant_create(
             metavar="NAME", help="The subdomain: lowercase letters, digits, inner hyphens"
         ),
     ],
-    timezone: Annotated[str, typer.Option(help="IANA zone for 'Y-m-d H:i:s' times")] = "UTC",
+    timezone: Annotated[
+        str | None,
+        typer.Option(help="IANA zone for 'Y-m-d H:i:s' times [default: KPIHUB_DEFAULT_TIMEZONE]"),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a tenant."""
-    t = with_storage(lambda s, _: admin.create_tenant(s, name, timezone))
+    t = with_storage(lambda s, cfg: admin.create_tenant(s, name, timezone or cfg.default_timezone))
     if as_json:
         emit_json(t)
     else:
