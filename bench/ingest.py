@@ -15,8 +15,8 @@ import argparse
 import asyncio
 import json
 import random
-from datetime import UTC, datetime, timedelta
 import tempfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench.common import (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import time
 import zlib
@@ -17,6 +18,7 @@ from kpihub.errors import (
     KpihubError,
     PayloadTooLarge,
     RateLimited,
+    StoreUnavailable,
     UnknownApiVersion,
     UnsupportedMediaType,
     ValidationFailed,
@@ -31,6 +33,7 @@ from kpihub.services import Services, services
 from kpihub.settings import SUPPORTED_API_VERSIONS
 
 ENDPOINT = "kpi"
+log = logging.getLogger("kpihub.ingest")
 _MAX_IDEMPOTENCY_KEY = 255
 
 
@@ -213,22 +216,25 @@ async def _record_rejection(
     principal: Principal | None = getattr(request.state, "principal", None)
     body: bytes = getattr(request.state, "body", b"")
     keep = svc.settings.debug_body_bytes
-    await svc.storage.record_request(
-        RequestRecord(
-            batch_id=new_batch_id(),
-            tenant_id=tenant.id,
-            environment=principal.environment if principal else None,
-            client_pk=principal.client.id if principal else None,
-            endpoint=ENDPOINT,
-            http_status=status,
-            received_at=received_at,
-            duration_ms=(time.time() - received_at) * 1000,
-            raw_body=zlib.compress(body[:keep], 1),
-            body_truncated=len(body) > keep,
-            errors=exc.errors if isinstance(exc, ValidationFailed) else {},
-            message=exc.message,
-        )
+    record = RequestRecord(
+        batch_id=new_batch_id(),
+        tenant_id=tenant.id,
+        environment=principal.environment if principal else None,
+        client_pk=principal.client.id if principal else None,
+        endpoint=ENDPOINT,
+        http_status=status,
+        received_at=received_at,
+        duration_ms=(time.time() - received_at) * 1000,
+        raw_body=zlib.compress(body[:keep], 1),
+        body_truncated=len(body) > keep,
+        errors=exc.errors if isinstance(exc, ValidationFailed) else {},
+        message=exc.message,
     )
+    try:
+        await svc.storage.record_request(record)
+    except StoreUnavailable as failure:
+        # The client must still learn why its request was refused.
+        log.warning("rejected request not recorded: %s", failure.message)
 
 
 routes = [Route("/api/external/{api_version}/kpi", ingest_kpi, methods=["POST"])]
