@@ -271,6 +271,15 @@ def test_success_headers_and_body(harness: Harness, creds: Credentials) -> None:
     assert claims["exp"] - claims["iat"] == 3600
 
 
+def test_token_answers_carry_the_token_limit(harness: Harness, creds: Credentials) -> None:
+    first = harness.token_response(creds)
+    second = harness.token_response(creds)
+    assert first.headers["X-RateLimit-Limit"] == "60"
+    assert first.headers["X-RateLimit-Remaining"] == "59"
+    assert second.headers["X-RateLimit-Remaining"] == "58"
+    assert second.headers["RateLimit-Policy"] == '"token-client";q=60;w=60'
+
+
 def test_per_client_token_ttl(harness: Harness) -> None:
     short = harness.client(token_ttl=120)
     body = assert_token(harness.token_response(short))

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from kpihub.domain import ALL_SCOPES, Client, Tenant
-from kpihub.errors import InvalidToken, OAuthError
+from kpihub.errors import InvalidToken, LimitState, OAuthError
 from kpihub.http.body import read_body
 from kpihub.http.responses import JsonResponse
 from kpihub.oauth.secrets import verify_secret, verify_unknown
@@ -19,6 +19,7 @@ from kpihub.oauth.token_request import (
     parse_client_request,
     parse_token_request,
 )
+from kpihub.ratelimit import rate_limit_headers
 from kpihub.services import Services, services
 from kpihub.tenancy import audience_for, client_address, issuer_for
 
@@ -27,6 +28,14 @@ TOKEN_CLIENT_LIMIT = "token-client"  # noqa: S105 - a limit name, not a secret
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 MAX_BODY_BYTES = 64 * 1024
 _TOUCH_EVERY = 60  # seconds between last-use writes for one client
+
+
+def _answer_headers(request: Request) -> dict[str, str]:
+    """No caching (RFC 6749 §5.1), and where the client stands against its token limit."""
+    state: LimitState | None = getattr(request.state, "ratelimit", None)
+    if state is None:
+        return dict(_NO_STORE)
+    return {**_NO_STORE, **rate_limit_headers(state, limited=False)}
 
 
 def _invalid_client(basic: bool) -> OAuthError:
@@ -43,7 +52,9 @@ async def _authenticate_client(
     svc: Services, request: Request, tenant: Tenant, creds: ClientCredentials
 ) -> Client:
     settings = svc.settings
-    await svc.limiter.hit(TOKEN_CLIENT_LIMIT, creds.client_id, settings.token_rate_limit_per_client)
+    request.state.ratelimit = await svc.limiter.hit(
+        TOKEN_CLIENT_LIMIT, creds.client_id, settings.token_rate_limit_per_client
+    )
     client = await svc.storage.get_client(creds.client_id)
     if client is None:
         verify_unknown(creds.client_secret, svc.server_key)
@@ -115,7 +126,7 @@ async def token(request: Request) -> Response:
             "access_token": access_token,
             "scope": " ".join(scopes),
         },
-        headers=_NO_STORE,
+        headers=_answer_headers(request),
     )
 
 
@@ -146,7 +157,7 @@ async def revoke(request: Request) -> Response:
     claims = await _own_token_claims(svc, tenant, client, req.token)
     if claims is not None:
         await svc.storage.revoke_token(str(claims["jti"]), client.id, int(claims["exp"]))
-    return Response(status_code=200, headers=_NO_STORE)
+    return Response(status_code=200, headers=_answer_headers(request))
 
 
 async def introspect(request: Request) -> Response:
@@ -163,12 +174,12 @@ async def introspect(request: Request) -> Response:
         and not await svc.storage.is_token_revoked(str(claims.get("jti", "")))
     )
     if not live or claims is None:
-        return JsonResponse({"active": False}, headers=_NO_STORE)
+        return JsonResponse({"active": False}, headers=_answer_headers(request))
     answer = {"active": True, "token_type": "Bearer"}
     for name in ("scope", "client_id", "sub", "iss", "aud", "exp", "iat", "nbf", "jti", "env"):
         if name in claims:
             answer[name] = claims[name]
-    return JsonResponse(answer, headers=_NO_STORE)
+    return JsonResponse(answer, headers=_answer_headers(request))
 
 
 async def jwks(request: Request) -> Response:
