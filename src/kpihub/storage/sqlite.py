@@ -40,47 +40,36 @@ from kpihub.domain import (
     Tenant,
 )
 from kpihub.errors import Conflict, NotFound, StoreUnavailable
+from kpihub.storage._sql import (
+    CLIENT_COLUMNS,
+    COMPARED,
+    POINT_COLUMNS,
+    UPSERT_CONFLICT,
+    batch_values,
+    client_from_row,
+    insert_batch_sql,
+    insert_record_sql,
+    record_values,
+)
 from kpihub.storage.base import RenderAck
 from kpihub.storage.urls import sqlite_path
 
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
 
-_CLIENT_COLUMNS = (
-    "id, tenant_id, environment, name, client_id, secret_hash, old_secret_hash, scopes, "
-    "rate_limit, token_ttl, revoked_at, tokens_valid_after, created_at, last_used_at"
-)
-_POINT_COLUMNS = (
-    "tenant_id, environment, type, context, element_id, kpi, object_type, value, units, "
-    "user_id, location_id, ts, date_from, date_to, batch_id, updated_at"
-)
-_COMPARED = (
-    "kpi",
-    "object_type",
-    "value",
-    "units",
-    "user_id",
-    "location_id",
-    "ts",
-    "date_from",
-    "date_to",
-)
-_ROW_PLACEHOLDER = "(" + ",".join("?" * len(_POINT_COLUMNS.split(","))) + ")"
+_ROW_PLACEHOLDER = "(" + ",".join("?" * len(POINT_COLUMNS.split(","))) + ")"
 # Chunks are powers of two so only a handful of distinct statements exist and all
 # stay in sqlite3's statement cache.
 _CHUNK_SIZES = (512, 256, 128, 64, 32, 16, 8, 4, 2, 1)
+_CHANGED = " OR ".join(f"data_points.{c} IS NOT excluded.{c}" for c in COMPARED)
 
 
 def _upsert_sql(rows: int) -> str:
-    changed = " OR ".join(f"data_points.{c} IS NOT excluded.{c}" for c in _COMPARED)
-    updates = ", ".join(f"{c} = excluded.{c}" for c in (*_COMPARED, "batch_id", "updated_at"))
     return (
-        f"INSERT INTO data_points ({_POINT_COLUMNS}) VALUES "
+        f"INSERT INTO data_points ({POINT_COLUMNS}) VALUES "
         + ",".join([_ROW_PLACEHOLDER] * rows)
-        + " ON CONFLICT (tenant_id, environment, type, context, element_id) DO UPDATE SET "
-        + updates
-        + ", revision = data_points.revision + 1 WHERE "
-        + changed
+        + UPSERT_CONFLICT
+        + _CHANGED
         + " RETURNING revision"
     )
 
@@ -88,23 +77,12 @@ def _upsert_sql(rows: int) -> str:
 _UPSERT_SQL = {n: _upsert_sql(n) for n in _CHUNK_SIZES}
 
 
-def _client(row: sqlite3.Row | tuple[Any, ...]) -> Client:
-    return Client(
-        id=row[0],
-        tenant_id=row[1],
-        environment=Environment(row[2]),
-        name=row[3],
-        client_id=row[4],
-        secret_hash=bytes(row[5]),
-        old_secret_hash=bytes(row[6]) if row[6] is not None else None,
-        scopes=tuple(row[7].split()),
-        rate_limit=row[8],
-        token_ttl=row[9],
-        revoked_at=row[10],
-        tokens_valid_after=row[11],
-        created_at=row[12],
-        last_used_at=row[13],
-    )
+def _qmark(_: int) -> str:
+    return "?"
+
+
+_INSERT_BATCH = insert_batch_sql(_qmark)
+_INSERT_RECORD = insert_record_sql(_qmark)
 
 
 def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
@@ -395,16 +373,16 @@ class SqliteStorage:
         return client
 
     async def get_client(self, client_id: str) -> Client | None:
-        row = self._one(f"SELECT {_CLIENT_COLUMNS} FROM clients WHERE client_id = ?", client_id)
-        return _client(row) if row else None
+        row = self._one(f"SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = ?", client_id)
+        return client_from_row(row) if row else None
 
     async def list_clients(self, tenant_id: int) -> list[Client]:
         rows = self._reader().execute(
-            f"SELECT {_CLIENT_COLUMNS} FROM clients WHERE tenant_id = ? "
+            f"SELECT {CLIENT_COLUMNS} FROM clients WHERE tenant_id = ? "
             "ORDER BY environment, created_at, id",
             (tenant_id,),
         )
-        return [_client(row) for row in rows]
+        return [client_from_row(row) for row in rows]
 
     async def _update_client(self, client_id: str, sql: str, *params: Any) -> Client:
         def job(conn: sqlite3.Connection) -> None:
@@ -594,29 +572,7 @@ def _apply_batch(
         updated=updated,
         unchanged=len(points) - created - updated,
     )
-    conn.execute(
-        "INSERT INTO batches (id, tenant_id, environment, client_pk, endpoint, type, context, "
-        "version, http_status, received, created, updated, unchanged, received_at, "
-        "duration_ms, raw_body, body_truncated, errors, message, idempotency_key) "
-        "VALUES (?, ?, ?, ?, 'kpi', ?, ?, ?, 200, ?, ?, ?, ?, ?, ?, ?, 0, NULL, NULL, ?)",
-        (
-            write.batch_id,
-            write.tenant_id,
-            write.environment.value,
-            write.client_pk,
-            batch.type,
-            batch.context,
-            batch.version,
-            counts.received,
-            counts.created,
-            counts.updated,
-            counts.unchanged,
-            write.received_at,
-            (time.time() - write.received_at) * 1000,
-            write.raw_body,
-            write.idempotency_key,
-        ),
-    )
+    conn.execute(_INSERT_BATCH, batch_values(write, counts))
     body = render(counts)
     if write.idempotency_key is not None:
         conn.execute(
@@ -635,22 +591,4 @@ def _apply_batch(
 
 
 def _insert_record(conn: sqlite3.Connection, r: RequestRecord) -> None:
-    conn.execute(
-        "INSERT INTO batches (id, tenant_id, environment, client_pk, endpoint, http_status, "
-        "received_at, duration_ms, raw_body, body_truncated, errors, message) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            r.batch_id,
-            r.tenant_id,
-            r.environment.value if r.environment else None,
-            r.client_pk,
-            r.endpoint,
-            r.http_status,
-            r.received_at,
-            r.duration_ms,
-            r.raw_body,
-            int(r.body_truncated),
-            json.dumps(r.errors) if r.errors else None,
-            r.message,
-        ),
-    )
+    conn.execute(_INSERT_RECORD, record_values(r))
