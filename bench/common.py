@@ -31,9 +31,9 @@ def free_port() -> int:
         return port
 
 
-def kpihub_env(workdir: Path, **settings: str) -> dict[str, str]:
+def kpihub_env(workdir: Path, database_url: str | None = None, **settings: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KPIHUB_")}
-    env["KPIHUB_DATABASE_URL"] = f"sqlite:///{workdir / 'kpihub.db'}"
+    env["KPIHUB_DATABASE_URL"] = database_url or f"sqlite:///{workdir / 'kpihub.db'}"
     env["KPIHUB_SECRET_KEY_FILE"] = str(workdir / "secret.key")
     env["KPIHUB_LOG_LEVEL"] = "warning"
     env.update({f"KPIHUB_{k.upper()}": v for k, v in settings.items()})
@@ -120,6 +120,30 @@ def serve(env: dict[str, str], *extra: str) -> Iterator[Server]:
             process.wait()
 
 
+@contextlib.contextmanager
+def serve_many(env: dict[str, str], nodes: int, *extra: str) -> Iterator[list[Server]]:
+    """``nodes`` server processes on the same store (and Redis, when configured)."""
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(serve(env, *extra)) for _ in range(nodes)]
+
+
+@contextlib.contextmanager
+def postgres_database(admin_url: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database for one bench run, dropped afterwards."""
+    import uuid
+
+    import psycopg
+
+    name = f"kpihub_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def token(port: int, tenant: Tenant) -> str:
     body = (
         f"grant_type=client_credentials&client_id={tenant.client_id}"
@@ -183,18 +207,21 @@ class LoadResult:
 
 
 async def load(
-    port: int,
+    ports: list[int],
     requests: list[bytes],
     elements_per_request: int,
     concurrency: int,
     seconds: float,
 ) -> LoadResult:
-    """``concurrency`` keep-alive connections sending ``requests`` round-robin for ``seconds``."""
+    """``concurrency`` keep-alive connections sending ``requests`` round-robin for ``seconds``.
+
+    Connection i goes to ``ports[i % len(ports)]``, so several nodes share the load.
+    """
     result = LoadResult(seconds)
     deadline = time.perf_counter() + seconds
     counter = iter(range(10**12))
 
-    async def worker() -> None:
+    async def worker(port: int) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
             while time.perf_counter() < deadline:
@@ -211,7 +238,7 @@ async def load(
             writer.close()
 
     started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(worker(ports[i % len(ports)]) for i in range(concurrency)))
     result.seconds = time.perf_counter() - started
     return result
 

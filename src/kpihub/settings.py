@@ -26,7 +26,25 @@ class Settings(BaseSettings):
         "sqlite:///kpihub.db",
         description="sqlite:///relative.db, sqlite:////absolute.db (postgresql:// later)",
     )
-    redis_url: str = Field("memory://", description="memory:// (one node) or redis://host:port/db")
+    database_pool_size: int = Field(10, ge=1, description="PostgreSQL connections per process")
+    database_timeout: float = Field(
+        10.0, gt=0, description="Seconds before a PostgreSQL connection or statement gives up"
+    )
+    redis_url: str = Field(
+        "memory://",
+        description="Rate-limit counters: memory:// (this process) or redis://host:port/db "
+        "(shared by every node; also rediss:// and redis+unix://)",
+    )
+    redis_key_prefix: str = Field(
+        "kpihub",
+        min_length=1,
+        description="Prefix of every Redis key, so several deployments can share one Redis",
+    )
+    redis_failure_policy: Literal["open", "closed"] = Field(
+        "open",
+        description="While Redis cannot be reached: open = throttle from this node's memory "
+        "(limits hold per node); closed = refuse requests with 503",
+    )
     auto_migrate: bool = Field(True, description="Apply schema migrations when the server starts")
     sqlite_synchronous: Literal["normal", "full"] = Field(
         "full",
@@ -84,6 +102,17 @@ class Settings(BaseSettings):
                 f"KPIHUB_DEFAULT_TIMEZONE={value!r} is not an IANA time zone; "
                 "use e.g. 'UTC' or 'Europe/Copenhagen'"
             ) from exc
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _known_limiter_store(cls, value: str) -> str:
+        scheme = value.removeprefix("async+").partition("://")[0]
+        if "://" not in value or scheme not in ("memory", "redis", "rediss", "redis+unix"):
+            raise ValueError(
+                f"KPIHUB_REDIS_URL={value!r} is not a rate-limit store URL; use 'memory://' "
+                "(one node) or 'redis://host:6379/0' (rediss:// for TLS)"
+            )
         return value
 
     @field_validator("base_domain")

@@ -8,10 +8,18 @@ from urllib.parse import urlsplit
 from kpihub.errors import InvalidInput
 
 _FIX = "Use sqlite:///relative/path.db or sqlite:////absolute/path.db."
+_SUPPORTED = "Supported: sqlite:///path.db and postgresql://user@host:5432/database."
 
 
 def scheme(url: str) -> str:
-    return urlsplit(url).scheme.split("+")[0]
+    """``sqlite`` or ``postgresql`` (``postgres`` and driver suffixes normalised)."""
+    kind = urlsplit(url).scheme.split("+")[0]
+    return "postgresql" if kind == "postgres" else kind
+
+
+def postgres_dsn(url: str) -> str:
+    """The libpq-style URL asyncpg takes (no SQLAlchemy driver suffix)."""
+    return "postgresql://" + url.split("://", 1)[1]
 
 
 def sqlite_path(url: str) -> Path:
@@ -29,4 +37,6 @@ def sqlalchemy_url(url: str) -> str:
     kind = scheme(url)
     if kind == "sqlite":
         return f"sqlite:///{sqlite_path(url)}"
-    raise InvalidInput("KPIHUB_DATABASE_URL", url, "Supported schemes: sqlite:///. " + _FIX)
+    if kind == "postgresql":
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    raise InvalidInput("KPIHUB_DATABASE_URL", url, _SUPPORTED)

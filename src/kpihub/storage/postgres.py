@@ -1,0 +1,422 @@
+"""PostgreSQL store on asyncpg: a connection pool, one transaction per batch.
+
+PostgreSQL handles concurrent writers itself (and groups their WAL flushes), so each
+request writes in its own transaction on a pooled connection; no writer thread. A
+batch's elements go in with one statement whatever their number: arrays bound as
+parameters and expanded with ``unnest``. Points are sorted by element id first, so
+two batches touching the same elements lock rows in the same order and cannot
+deadlock each other; a deadlock or serialization failure from elsewhere is retried.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import stamina
+from asyncpg.pool import PoolConnectionProxy
+
+from kpihub.domain import (
+    BatchCounts,
+    BatchWrite,
+    Client,
+    Environment,
+    Integration,
+    RequestRecord,
+    SigningKey,
+    StoredResponse,
+    Tenant,
+)
+from kpihub.errors import Conflict, NotFound, StoreUnavailable
+from kpihub.storage._sql import (
+    CLIENT_COLUMNS,
+    COMPARED,
+    POINT_COLUMNS,
+    UPSERT_CONFLICT,
+    batch_values,
+    client_from_row,
+    insert_batch_sql,
+    insert_record_sql,
+    record_values,
+)
+from kpihub.storage.base import RenderAck
+
+Connection = asyncpg.Connection | PoolConnectionProxy
+
+
+def _dollar(n: int) -> str:
+    return f"${n}"
+
+
+_INSERT_BATCH = insert_batch_sql(_dollar)
+_INSERT_RECORD = insert_record_sql(_dollar)
+_CHANGED = (
+    "("
+    + ", ".join(f"data_points.{c}" for c in COMPARED)
+    + ") IS DISTINCT FROM ("
+    + ", ".join(f"excluded.{c}" for c in COMPARED)
+    + ")"
+)
+_UPSERT = (
+    "WITH up AS ("
+    f"INSERT INTO data_points ({POINT_COLUMNS}) "
+    "SELECT $1, $2, $3, $4, e, k, o, v, u, usr, loc, t, df, dt, $5, $6 FROM unnest("
+    "$7::text[], $8::text[], $9::text[], $10::float8[], $11::text[], $12::text[], "
+    "$13::text[], $14::int8[], $15::int8[], $16::int8[]"
+    ") AS x(e, k, o, v, u, usr, loc, t, df, dt)"
+    + UPSERT_CONFLICT
+    + _CHANGED
+    + " RETURNING revision) "
+    "SELECT count(*) FILTER (WHERE revision = 1), count(*) FROM up"
+)
+# Connection trouble means "try again later" (503), never a half-known outcome: a
+# batch's transaction either committed before the answer or did not.
+_UNAVAILABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+)
+_RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+
+
+class _IdempotencyTaken(Exception):
+    """Another request committed the same Idempotency-Key first; roll this one back."""
+
+
+class PostgresStorage:
+    def __init__(self, url: str, *, pool_size: int = 10, timeout: float = 10.0) -> None:
+        self._url = url
+        self._pool_size = pool_size
+        self._timeout = timeout
+        self._pool: asyncpg.Pool | None = None
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        try:
+            # min_size=0: the server starts (and /readyz says why it is not ready)
+            # even when PostgreSQL is down; connections are made on first use.
+            self._pool = await asyncpg.create_pool(
+                self._url,
+                min_size=0,
+                max_size=self._pool_size,
+                command_timeout=self._timeout,
+                timeout=self._timeout,
+            )
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"PostgreSQL cannot be reached: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    @asynccontextmanager
+    async def _conn(self) -> AsyncIterator[Connection]:
+        if self._pool is None:
+            raise StoreUnavailable("The store is not started.")
+        try:
+            async with self._pool.acquire() as conn:
+                yield conn
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"PostgreSQL cannot be reached: {exc}") from exc
+
+    async def _fetchrow(self, sql: str, *args: Any) -> Any:
+        async with self._conn() as conn:
+            return await conn.fetchrow(sql, *args)
+
+    async def _fetch(self, sql: str, *args: Any) -> list[Any]:
+        async with self._conn() as conn:
+            rows: list[Any] = await conn.fetch(sql, *args)
+            return rows
+
+    async def _execute(self, sql: str, *args: Any) -> str:
+        async with self._conn() as conn:
+            status: str = await conn.execute(sql, *args)
+            return status
+
+    async def ping(self) -> None:
+        await self._fetchrow("SELECT 1")
+
+    # -- tenants and integrations --------------------------------------------------
+
+    async def create_tenant(self, name: str, timezone: str, now: int) -> Tenant:
+        try:
+            row = await self._fetchrow(
+                "INSERT INTO tenants (name, timezone, created_at) VALUES ($1, $2, $3) RETURNING id",
+                name,
+                timezone,
+                now,
+            )
+        except asyncpg.UniqueViolationError as exc:
+            raise Conflict(f"Tenant '{name}' already exists.") from exc
+        return Tenant(id=row[0], name=name, timezone=timezone, created_at=now)
+
+    async def get_tenant(self, name: str) -> Tenant | None:
+        row = await self._fetchrow(
+            "SELECT id, name, timezone, created_at FROM tenants WHERE name = $1", name
+        )
+        return Tenant(*row) if row else None
+
+    async def list_tenants(self) -> list[Tenant]:
+        rows = await self._fetch("SELECT id, name, timezone, created_at FROM tenants ORDER BY name")
+        return [Tenant(*row) for row in rows]
+
+    async def create_integration(self, tenant_id: int, identifier: str, now: int) -> Integration:
+        try:
+            row = await self._fetchrow(
+                "INSERT INTO integrations (tenant_id, identifier, created_at) "
+                "VALUES ($1, $2, $3) RETURNING id",
+                tenant_id,
+                identifier,
+                now,
+            )
+        except asyncpg.UniqueViolationError as exc:
+            raise Conflict(f"Integration identifier '{identifier}' already exists.") from exc
+        return Integration(id=row[0], tenant_id=tenant_id, identifier=identifier, created_at=now)
+
+    async def list_integrations(self, tenant_id: int) -> list[Integration]:
+        rows = await self._fetch(
+            "SELECT id, tenant_id, identifier, created_at FROM integrations "
+            "WHERE tenant_id = $1 ORDER BY identifier",
+            tenant_id,
+        )
+        return [Integration(*row) for row in rows]
+
+    async def integration_exists(self, tenant_id: int, identifier: str) -> bool:
+        row = await self._fetchrow(
+            "SELECT 1 FROM integrations WHERE tenant_id = $1 AND identifier = $2",
+            tenant_id,
+            identifier,
+        )
+        return row is not None
+
+    # -- clients -------------------------------------------------------------------
+
+    async def create_client(
+        self,
+        *,
+        tenant_id: int,
+        environment: Environment,
+        name: str,
+        client_id: str,
+        secret_hash: bytes,
+        scopes: Sequence[str],
+        rate_limit: int | None,
+        token_ttl: int | None,
+        now: int,
+    ) -> Client:
+        row = await self._fetchrow(
+            "INSERT INTO clients (tenant_id, environment, name, client_id, secret_hash, "
+            "scopes, rate_limit, token_ttl, tokens_valid_after, created_at) "
+            f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9) RETURNING {CLIENT_COLUMNS}",
+            tenant_id,
+            environment.value,
+            name,
+            client_id,
+            secret_hash,
+            " ".join(scopes),
+            rate_limit,
+            token_ttl,
+            now,
+        )
+        return client_from_row(row)
+
+    async def get_client(self, client_id: str) -> Client | None:
+        row = await self._fetchrow(
+            f"SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = $1", client_id
+        )
+        return client_from_row(row) if row else None
+
+    async def list_clients(self, tenant_id: int) -> list[Client]:
+        rows = await self._fetch(
+            f"SELECT {CLIENT_COLUMNS} FROM clients WHERE tenant_id = $1 "
+            "ORDER BY environment, created_at, id",
+            tenant_id,
+        )
+        return [client_from_row(row) for row in rows]
+
+    async def _update_client(self, client_id: str, assignments: str, *params: Any) -> Client:
+        row = await self._fetchrow(
+            f"UPDATE clients SET {assignments} WHERE client_id = ${len(params) + 1} "
+            f"RETURNING {CLIENT_COLUMNS}",
+            *params,
+            client_id,
+        )
+        if row is None:
+            raise NotFound(f"No client with client_id '{client_id}'.")
+        return client_from_row(row)
+
+    async def rotate_secret(self, client_id: str, new_hash: bytes) -> Client:
+        return await self._update_client(
+            client_id, "old_secret_hash = secret_hash, secret_hash = $1", new_hash
+        )
+
+    async def retire_old_secret(self, client_id: str) -> Client:
+        return await self._update_client(client_id, "old_secret_hash = NULL")
+
+    async def revoke_client(self, client_id: str, now: int) -> Client:
+        return await self._update_client(
+            client_id,
+            "revoked_at = COALESCE(revoked_at, $1), tokens_valid_after = $2",
+            now,
+            now + 1,
+        )
+
+    async def set_rate_limit(self, client_id: str, rate_limit: int | None) -> Client:
+        return await self._update_client(client_id, "rate_limit = $1", rate_limit)
+
+    async def touch_client(self, client_pk: int, now: int) -> None:
+        await self._execute("UPDATE clients SET last_used_at = $1 WHERE id = $2", now, client_pk)
+
+    # -- keys and revocation -------------------------------------------------------
+
+    async def signing_keys(self) -> list[SigningKey]:
+        rows = await self._fetch(
+            "SELECT kid, private_pem, public_jwk, created_at, retired_at FROM signing_keys "
+            "ORDER BY created_at, kid"
+        )
+        return [
+            SigningKey(
+                kid=r[0],
+                private_pem=bytes(r[1]),
+                public_jwk=json.loads(r[2]),
+                created_at=r[3],
+                retired_at=r[4],
+            )
+            for r in rows
+        ]
+
+    async def add_signing_key(self, key: SigningKey) -> None:
+        await self._execute(
+            "INSERT INTO signing_keys (kid, private_pem, public_jwk, created_at, retired_at) "
+            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (kid) DO NOTHING",
+            key.kid,
+            key.private_pem,
+            json.dumps(key.public_jwk),
+            key.created_at,
+            key.retired_at,
+        )
+
+    async def revoke_token(self, jti: str, client_pk: int, expires_at: int) -> None:
+        await self._execute(
+            "INSERT INTO revoked_tokens (jti, client_pk, expires_at) VALUES ($1, $2, $3) "
+            "ON CONFLICT (jti) DO NOTHING",
+            jti,
+            client_pk,
+            expires_at,
+        )
+
+    async def is_token_revoked(self, jti: str) -> bool:
+        return await self._fetchrow("SELECT 1 FROM revoked_tokens WHERE jti = $1", jti) is not None
+
+    # -- ingestion -----------------------------------------------------------------
+
+    @stamina.retry(on=_RETRYABLE, attempts=3, wait_initial=0.01, wait_max=0.1)
+    async def ingest(
+        self, write: BatchWrite, render: RenderAck
+    ) -> tuple[BatchCounts, bytes] | None:
+        try:
+            async with self._conn() as conn, conn.transaction():
+                return await _apply_batch(conn, write, render)
+        except _IdempotencyTaken:
+            return None
+
+    async def idempotent_response(
+        self, client_pk: int, key: str, since: int
+    ) -> StoredResponse | None:
+        row = await self._fetchrow(
+            "SELECT request_hash, status, body FROM idempotency_keys "
+            "WHERE client_pk = $1 AND key = $2 AND created_at >= $3",
+            client_pk,
+            key,
+            since,
+        )
+        return StoredResponse(row[0], row[1], bytes(row[2])) if row else None
+
+    async def purge_expired(self, idempotency_before: int, now: int) -> int:
+        async with self._conn() as conn, conn.transaction():
+            keys = await conn.execute(
+                "DELETE FROM idempotency_keys WHERE created_at < $1", idempotency_before
+            )
+            tokens = await conn.execute("DELETE FROM revoked_tokens WHERE expires_at < $1", now)
+        return int(keys.split()[-1]) + int(tokens.split()[-1])
+
+    async def record_request(self, record: RequestRecord) -> None:
+        await self._execute(_INSERT_RECORD, *record_values(record))
+
+    async def count_points(self, tenant_id: int, environment: Environment) -> int:
+        row = await self._fetchrow(
+            "SELECT COUNT(*) FROM data_points WHERE tenant_id = $1 AND environment = $2",
+            tenant_id,
+            environment.value,
+        )
+        return int(row[0])
+
+
+async def _apply_batch(
+    conn: Connection, write: BatchWrite, render: RenderAck
+) -> tuple[BatchCounts, bytes]:
+    key = write.idempotency_key
+    if key is not None and await conn.fetchrow(
+        "SELECT 1 FROM idempotency_keys WHERE client_pk = $1 AND key = $2 AND created_at >= $3",
+        write.client_pk,
+        key,
+        write.idempotency_since,
+    ):
+        raise _IdempotencyTaken
+    batch = write.batch
+    points = sorted(batch.points, key=lambda p: p.element_id)
+    row = await conn.fetchrow(
+        _UPSERT,
+        write.tenant_id,
+        write.environment.value,
+        batch.type,
+        batch.context,
+        write.batch_id,
+        write.received_at,
+        [p.element_id for p in points],
+        [p.kpi for p in points],
+        [p.object_type for p in points],
+        [p.value for p in points],
+        [p.units for p in points],
+        [p.user_id for p in points],
+        [p.location_id for p in points],
+        [p.timestamp for p in points],
+        [p.date_from for p in points],
+        [p.date_to for p in points],
+    )
+    assert row is not None  # an aggregate always returns one row
+    created, changed = int(row[0]), int(row[1])
+    counts = BatchCounts(
+        received=len(points),
+        created=created,
+        updated=changed - created,
+        unchanged=len(points) - changed,
+    )
+    await conn.execute(_INSERT_BATCH, *batch_values(write, counts))
+    body = render(counts)
+    if key is not None:
+        # A concurrent request with the same key that committed first makes this
+        # insert do nothing: roll back everything and let the caller replay theirs.
+        status = await conn.execute(
+            "INSERT INTO idempotency_keys (client_pk, key, request_hash, status, body, created_at)"
+            " VALUES ($1, $2, $3, 200, $4, $5) ON CONFLICT (client_pk, key) DO UPDATE SET "
+            "request_hash = excluded.request_hash, body = excluded.body, "
+            "created_at = excluded.created_at WHERE idempotency_keys.created_at < $6",
+            write.client_pk,
+            key,
+            write.request_hash,
+            body,
+            int(write.received_at),
+            write.idempotency_since,
+        )
+        if status.endswith(" 0"):
+            raise _IdempotencyTaken
+    return counts, body
