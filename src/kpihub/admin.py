@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from kpihub.domain import ALL_SCOPES, Client, Environment, Integration, Tenant
+from kpihub.domain import ALL_SCOPES, Client, Environment, Integration, SigningKey, Tenant
 from kpihub.errors import InvalidInput, NotFound
+from kpihub.oauth.jwt import generate_signing_key
 from kpihub.oauth.secrets import hash_secret, new_client_id, new_secret
 from kpihub.storage import Storage
 from kpihub.tenancy import valid_tenant_name
@@ -52,6 +53,21 @@ async def tenant(storage: Storage, name: str) -> Tenant:
     if found is None:
         raise NotFound(f"No tenant named '{name}'. List them with 'kpihub tenant list'.")
     return found
+
+
+async def rotate_signing_key(storage: Storage) -> SigningKey:
+    """Add a new signing key; nodes sign with the newest and verify with every active one."""
+    key = generate_signing_key(_now())
+    await storage.add_signing_key(key)
+    return key
+
+
+async def retire_signing_key(storage: Storage, kid: str) -> SigningKey:
+    keys = await storage.signing_keys()
+    active = [k for k in keys if k.retired_at is None]
+    if [k.kid for k in active] == [kid]:
+        raise InvalidInput("KID", kid, "It is the only active key; run 'kpihub keys rotate' first.")
+    return await storage.retire_signing_key(kid, _now())
 
 
 async def create_integration(storage: Storage, tenant_name: str, identifier: str) -> Integration:

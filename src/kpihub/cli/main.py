@@ -13,6 +13,7 @@ import typer
 from kpihub import admin
 from kpihub.cli._run import emit_json, migrate, out, schema_ready, settings, with_storage
 from kpihub.cli.admin_commands import client_app, integration_app, tenant_app
+from kpihub.cli.key_commands import keys_app
 from kpihub.domain import Environment
 from kpihub.errors import Conflict
 from kpihub.settings import Settings
@@ -28,6 +29,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(integration_app, name="integration")
 app.add_typer(client_app, name="client")
+app.add_typer(keys_app, name="keys")
 
 
 @db_app.command("upgrade")

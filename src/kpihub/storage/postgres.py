@@ -304,6 +304,16 @@ class PostgresStorage:
             key.retired_at,
         )
 
+    async def retire_signing_key(self, kid: str, now: int) -> SigningKey:
+        status = await self._execute(
+            "UPDATE signing_keys SET retired_at = COALESCE(retired_at, $1) WHERE kid = $2",
+            now,
+            kid,
+        )
+        if status.endswith(" 0"):
+            raise NotFound(f"No signing key with kid '{kid}'.")
+        return next(k for k in await self.signing_keys() if k.kid == kid)
+
     async def revoke_token(self, jti: str, client_pk: int, expires_at: int) -> None:
         await self._execute(
             "INSERT INTO revoked_tokens (jti, client_pk, expires_at) VALUES ($1, $2, $3) "

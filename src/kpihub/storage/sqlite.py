@@ -456,6 +456,18 @@ class SqliteStorage:
             )
         )
 
+    async def retire_signing_key(self, kid: str, now: int) -> SigningKey:
+        def job(conn: sqlite3.Connection) -> None:
+            cur = conn.execute(
+                "UPDATE signing_keys SET retired_at = COALESCE(retired_at, ?) WHERE kid = ?",
+                (now, kid),
+            )
+            if cur.rowcount == 0:
+                raise NotFound(f"No signing key with kid '{kid}'.")
+
+        await self._write(job)
+        return next(k for k in await self.signing_keys() if k.kid == kid)
+
     async def revoke_token(self, jti: str, client_pk: int, expires_at: int) -> None:
         now = int(time.time())
 
