@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from kpihub import health, openapi
@@ -21,9 +22,10 @@ from kpihub.http.errors import (
     unhandled_error_handler,
 )
 from kpihub.ingest import routes as ingest_routes
+from kpihub.metrics import Metrics, MetricsMiddleware, metrics_endpoint
 from kpihub.oauth import routes as oauth_routes
 from kpihub.oauth.keys import load_signer
-from kpihub.ratelimit import LimitsLimiter
+from kpihub.ratelimit import build_limiter
 from kpihub.services import Services
 from kpihub.settings import Settings
 from kpihub.storage import open_storage
@@ -35,20 +37,25 @@ log = logging.getLogger("kpihub")
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the app; nothing is opened until the lifespan starts."""
     settings = settings or Settings()
+    # Per app, not the process-global registry: several apps may live in one process.
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if settings.auto_migrate:
             ensure_schema(settings.database_url)
+        limiter = build_limiter(settings, metrics)  # connects on first use, not here
         storage = open_storage(settings)
         await storage.start()
+        housekeeping: asyncio.Task[None] | None = None
         try:
             app.state.services = Services(
                 settings=settings,
                 storage=storage,
-                limiter=LimitsLimiter(settings.redis_url, window=settings.rate_limit_window),
+                limiter=limiter,
                 signer=await load_signer(storage),
                 server_key=settings.server_key(),
+                metrics=metrics,
             )
             # Startup objects (modules, settings, keys) never die: freezing them keeps
             # them out of every later full collection, which would otherwise pause
@@ -58,7 +65,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             housekeeping = asyncio.create_task(_housekeeping(app.state.services))
             yield
         finally:
-            housekeeping.cancel()
+            if housekeeping is not None:
+                housekeeping.cancel()
+            await limiter.aclose()
             await storage.close()
 
     routes: list[Route] = [
@@ -66,16 +75,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *oauth_routes.routes,
         *ingest_routes.routes,
         Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
         exception_handlers={
             KpihubError: kpihub_error_handler,
             HTTPException: http_exception_handler,
             Exception: unhandled_error_handler,
         },
     )
+    app.state.metrics = metrics
+    return app
 
 
 HOUSEKEEPING_EVERY = 300  # seconds

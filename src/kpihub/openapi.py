@@ -329,6 +329,17 @@ def build_spec() -> dict[str, Any]:
                     "responses": {"200": _json({"type": "object"}, "OpenAPI.")},
                 }
             },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics of this process (text exposition format)",
+                    "responses": {
+                        "200": {
+                            "description": "Metrics.",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
         },
         "components": {
             "schemas": _SCHEMAS,

@@ -10,6 +10,7 @@ from starlette.requests import Request
 
 from kpihub.domain import Tenant
 from kpihub.errors import UnknownTenant
+from kpihub.metrics import Metrics
 from kpihub.oauth.jwt import TokenSigner
 from kpihub.oauth.keys import load_signer
 from kpihub.ratelimit import Limiter
@@ -27,6 +28,7 @@ class Services:
     limiter: Limiter
     signer: TokenSigner
     server_key: bytes
+    metrics: Metrics = field(default_factory=Metrics)
     started_at: float = field(default_factory=time.time)
     last_touch: dict[int, int] = field(default_factory=dict)  # client pk -> epoch
     _zones: dict[str, ZoneInfo] = field(default_factory=dict)

@@ -187,7 +187,11 @@ async def _ingest(request: Request, svc: Services, received_at: float) -> Respon
         replay = await _replay(svc, principal, key, request_hash, headers)
         assert replay is not None
         return replay
-    _, ack = result
+    counts, ack = result
+    ingested = svc.metrics.elements_ingested
+    ingested.labels("created").inc(counts.created)
+    ingested.labels("updated").inc(counts.updated)
+    ingested.labels("unchanged").inc(counts.unchanged)
     return raw_json(ack, 200, headers)
 
 
@@ -198,6 +202,7 @@ async def ingest_kpi(request: Request) -> Response:
         return await _ingest(request, svc, received_at)
     except KpihubError as exc:
         response = error_response(request, exc)
+        svc.metrics.batches_rejected.labels(str(response.status_code)).inc()
         await _record_rejection(request, svc, exc, response.status_code, received_at)
         return response
 
