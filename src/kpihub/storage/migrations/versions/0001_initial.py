@@ -109,7 +109,13 @@ def upgrade() -> None:
         ),
         sqlite_with_rowid=False,
     )
-    op.create_index("ix_data_points_time", "data_points", ["tenant_id", "environment", "kpi", "ts"])
+    # Time-range filters name the context and KPI (a KPI belongs to one context);
+    # the primary key above serves the ingestion upsert.
+    op.create_index(
+        "ix_data_points_time",
+        "data_points",
+        ["tenant_id", "environment", "context", "kpi", "ts"],
+    )
     op.create_table(
         "idempotency_keys",
         sa.Column("client_pk", sa.Integer, nullable=False),
