@@ -22,10 +22,38 @@ def postgres_databases() -> Iterator[PostgresDatabases]:
 
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, migrated-or-empty database of each backend in turn."""
+    """A fresh database of each backend in turn.
+
+    SQLite: a file that does not exist yet (the app or ``upgrade`` creates it);
+    PostgreSQL: a database already migrated to the head (a clone of the template).
+    """
     if request.param == "sqlite":
         yield sqlite_url(tmp_path)
         return
     databases: PostgresDatabases = request.getfixturevalue("postgres_databases")
     with databases.database() as url:
+        yield url
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """``database_url`` shared by a whole module (for modules whose tests share one app)."""
+    if request.param == "sqlite":
+        yield sqlite_url(tmp_path_factory.mktemp("module-db"))
+        return
+    databases: PostgresDatabases = request.getfixturevalue("postgres_databases")
+    with databases.database() as url:
+        yield url
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database of each backend in turn with no schema at all (nothing migrated)."""
+    if request.param == "sqlite":
+        yield sqlite_url(tmp_path)
+        return
+    databases: PostgresDatabases = request.getfixturevalue("postgres_databases")
+    with databases.database(migrated=False) as url:
         yield url

@@ -9,13 +9,18 @@ cannot be reached is an error, never a skip: the suite must run on both backends
 from __future__ import annotations
 
 import os
+import sqlite3
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+
+from kpihub.storage.urls import scheme, sqlite_path
 
 BACKENDS = ("sqlite", "postgres")
 ADMIN_URL = os.environ.get(
@@ -50,10 +55,12 @@ class PostgresDatabases:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.template}" WITH (FORCE)')
 
     @contextmanager
-    def database(self) -> Iterator[str]:
+    def database(self, *, migrated: bool = True) -> Iterator[str]:
+        """A new database: a clone of the migrated template, or empty (no schema at all)."""
         name = f"kpihub_t_{uuid.uuid4().hex[:12]}"
+        template = self.template if migrated else "template0"
         with _admin() as conn:
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
         try:
             yield _with_database(ADMIN_URL, name)
         finally:
@@ -63,3 +70,73 @@ class PostgresDatabases:
 
 def sqlite_url(directory: Path) -> str:
     return f"sqlite:///{directory / 'kpihub.db'}"
+
+
+# -- reading what a store wrote, through a connection of our own --------------------------
+
+
+def _numbered(sql: str) -> str:
+    """``?`` placeholders as PostgreSQL's ``$1..$n`` (quoted text left alone)."""
+    out: list[str] = []
+    quote: str | None = None
+    n = 0
+    for ch in sql:
+        if quote is not None:
+            if ch == quote:
+                quote = None
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "?":
+            n += 1
+            out.append(f"${n}")
+            continue
+        out.append(ch)
+    return "".join(out)
+
+
+def _plain(value: Any) -> Any:
+    """The same Python type for the same stored value on every backend.
+
+    PostgreSQL's booleans become 0/1 as SQLite stores them, NUMERIC results (SUM)
+    become int or float, BYTEA/BLOB always come back as ``bytes``.
+    """
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, memoryview | bytearray):
+        return bytes(value)
+    return value
+
+
+def query(database_url: str, sql: str, *params: Any) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Column names and rows of a read-only query with ``?`` placeholders.
+
+    A short-lived connection of its own (as another process would read), so what it
+    sees is what was committed, not what the app holds in memory.
+    """
+    if scheme(database_url) == "sqlite":
+        uri = sqlite_path(database_url).absolute().as_uri() + "?mode=ro"
+        with closing(sqlite3.connect(uri, uri=True)) as lite:
+            cur = lite.execute(sql, params)
+            names = [d[0] for d in cur.description or ()]
+            found = cur.fetchall()
+    else:
+        with psycopg.connect(database_url, autocommit=True, connect_timeout=5) as pg:
+            pg.read_only = True
+            with psycopg.RawCursor(pg) as raw:
+                raw.execute(_numbered(sql), params)
+                names = [d.name for d in raw.description or ()]
+                found = raw.fetchall()
+    return names, [tuple(_plain(v) for v in row) for row in found]
+
+
+def rows(database_url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    """The rows of a read-only query with ``?`` placeholders, as tuples."""
+    return query(database_url, sql, *params)[1]
+
+
+def records(database_url: str, sql: str, *params: Any) -> list[dict[str, Any]]:
+    """The rows of a read-only query with ``?`` placeholders, keyed by column name."""
+    names, found = query(database_url, sql, *params)
+    return [dict(zip(names, row, strict=True)) for row in found]

@@ -1,4 +1,8 @@
-"""A real kpihub app on a real SQLite file, driven over HTTP (Starlette's TestClient)."""
+"""A real kpihub app on a real database, driven over HTTP (Starlette's TestClient).
+
+The database is whatever ``settings.database_url`` names (SQLite or PostgreSQL);
+``Harness.rows`` reads it back through a connection of its own, the same on both.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from kpihub.domain import Environment
 from kpihub.examples import article_example
 from kpihub.services import Services
 from kpihub.storage import Storage
+from tests import databases
 
 T = TypeVar("T")
 
@@ -42,6 +47,27 @@ class Harness:
     @property
     def storage(self) -> Storage:
         return self.services.storage
+
+    @property
+    def database_url(self) -> str:
+        return self.services.settings.database_url
+
+    def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        """Rows of a read-only query (``?`` placeholders) on the app's own database.
+
+        A separate, short-lived connection: what it sees was committed. Values have the
+        same Python types on every backend (see ``tests.databases.query``).
+        """
+        return databases.rows(self.database_url, sql, *params)
+
+    def records(self, sql: str, *params: Any) -> list[dict[str, Any]]:
+        """``rows``, each keyed by column name."""
+        return databases.records(self.database_url, sql, *params)
+
+    def scalar(self, sql: str, *params: Any) -> Any:
+        """The single value of a query that returns exactly one row of one column."""
+        ((value,),) = self.rows(sql, *params)
+        return value
 
     def run(self, fn: Callable[[], Awaitable[T]]) -> T:
         """Run a coroutine on the app's own event loop."""

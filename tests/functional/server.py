@@ -2,8 +2,9 @@
 
 ``Kpihub`` runs CLI commands; ``ServerProcess`` runs ``kpihub serve`` on a free port,
 waits for ``/healthz`` and stops it with SIGTERM (graceful) or SIGKILL (a crash).
-Each instance owns one temporary directory holding the SQLite file, the server key
-and the server logs, so tests never share state unless they share the instance.
+Each instance owns one temporary directory holding the server key, the server logs
+and, on SQLite, the database file (on PostgreSQL it is given a database of its own),
+so tests never share state unless they share the instance.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from kpihub.storage.urls import scheme, sqlite_path
+from tests import databases
 
 CLI_TIMEOUT = 30.0
 START_TIMEOUT = 20.0
@@ -59,16 +63,23 @@ class Result:
 
 
 class Kpihub:
-    """The ``kpihub`` command bound to one directory's database and server key."""
+    """The ``kpihub`` command bound to one database and one directory's server key.
 
-    def __init__(self, directory: Path, **settings: str) -> None:
+    ``database_url`` defaults to the SQLite file ``DIRECTORY/k.db``.
+    """
+
+    def __init__(self, directory: Path, database_url: str | None = None, **settings: str) -> None:
         self.directory = directory
-        self.database = directory / "k.db"
+        self.database_url = database_url or f"sqlite:///{directory / 'k.db'}"
+        # The SQLite file, or None on PostgreSQL.
+        self.database = (
+            sqlite_path(self.database_url) if scheme(self.database_url) == "sqlite" else None
+        )
         self.key_file = directory / "key"
         env = {k: v for k, v in os.environ.items() if not k.startswith("KPIHUB_")}
         env.update(
             {
-                "KPIHUB_DATABASE_URL": f"sqlite:///{self.database}",
+                "KPIHUB_DATABASE_URL": self.database_url,
                 "KPIHUB_SECRET_KEY_FILE": str(self.key_file),
                 "PYTHONUNBUFFERED": "1",
             }
@@ -97,6 +108,10 @@ class Kpihub:
 
     def json(self, *args: str) -> Any:
         return self.run(*args, "--json").json()
+
+    def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        """Rows of a read-only query (``?`` placeholders) on this command's database."""
+        return databases.rows(self.database_url, sql, *params)
 
     def server(self, port: int | None = None) -> ServerProcess:
         return ServerProcess(self, port or free_port())

@@ -295,8 +295,8 @@ def test_testing_token_writes_only_testing_data(harness: Harness) -> None:
 
 
 @pytest.fixture
-def strict(tmp_path: Path) -> Iterator[Harness]:
-    settings = make_settings(tmp_path, auth_failure_limit_per_address=3)
+def strict(tmp_path: Path, database_url: str) -> Iterator[Harness]:
+    settings = make_settings(tmp_path, database_url=database_url, auth_failure_limit_per_address=3)
     with TestClient(create_app(settings), base_url="http://acme.localhost") as client:
         h = Harness(client)
         h.tenant()

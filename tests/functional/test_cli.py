@@ -1,9 +1,13 @@
-"""The real ``kpihub`` command line, run as a subprocess against a private SQLite file."""
+"""The real ``kpihub`` command line, run as a subprocess against a private database.
+
+Every test that reaches the database runs on SQLite and on PostgreSQL (the
+``database_url`` fixture); the few that never open one (help, usage and settings
+errors) run once, and the SQLite file-path checks are SQLite-only.
+"""
 
 from __future__ import annotations
 
 import re
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +22,13 @@ TENANT = "acme"
 
 
 @pytest.fixture
-def cli(tmp_path: Path) -> Kpihub:
+def cli(tmp_path: Path, database_url: str) -> Kpihub:
+    return Kpihub(tmp_path, database_url)
+
+
+@pytest.fixture
+def no_db_cli(tmp_path: Path) -> Kpihub:
+    """For commands that fail or finish before any database is opened: one backend is enough."""
     return Kpihub(tmp_path)
 
 
@@ -49,18 +59,17 @@ def client_row(cli: Kpihub, client_id: str) -> dict[str, object]:
 def secret_accepted(cli: Kpihub, client_id: str, secret: str) -> bool:
     """Check a printed secret against what the CLI stored (the key file and the DB)."""
     key = cli.key_file.read_text(encoding="ascii").strip().encode()
-    with sqlite3.connect(cli.database) as db:
-        hashes = db.execute(
-            "SELECT secret_hash, old_secret_hash FROM clients WHERE client_id = ?", (client_id,)
-        ).fetchone()
+    (hashes,) = cli.rows(
+        "SELECT secret_hash, old_secret_hash FROM clients WHERE client_id = ?", client_id
+    )
     return verify_secret(secret, key, hashes)
 
 
 # -- the command itself -----------------------------------------------------------------
 
 
-def test_help_lists_the_command_groups(cli: Kpihub) -> None:
-    text = cli.run("--help").stdout
+def test_help_lists_the_command_groups(no_db_cli: Kpihub) -> None:
+    text = no_db_cli.run("--help").stdout
     for group in ("db", "tenant", "integration", "client", "serve", "demo"):
         assert re.search(rf"^\W*{group}\s", text, re.MULTILINE), text
     # ``python -m kpihub`` is the same command.
@@ -75,12 +84,12 @@ def test_help_lists_the_command_groups(cli: Kpihub) -> None:
         assert command in module.stdout
 
 
-def test_console_script_is_used(cli: Kpihub) -> None:
+def test_console_script_is_used(no_db_cli: Kpihub) -> None:
     assert Path(kpihub_command()[0]).name == "kpihub", "the kpihub script is not installed"
 
 
-def test_invalid_setting_names_the_environment_variable(cli: Kpihub) -> None:
-    result = cli.run("tenant", "list", ok=False, env={"KPIHUB_TOKEN_TTL": "5"})
+def test_invalid_setting_names_the_environment_variable(no_db_cli: Kpihub) -> None:
+    result = no_db_cli.run("tenant", "list", ok=False, env={"KPIHUB_TOKEN_TTL": "5"})
     assert "KPIHUB_TOKEN_TTL='5'" in result.stderr
     assert "greater than or equal to 60" in result.stderr
 
@@ -89,9 +98,8 @@ def test_invalid_setting_names_the_environment_variable(cli: Kpihub) -> None:
 
 
 def test_db_upgrade_on_a_fresh_database_then_again(tmp_path: Path) -> None:
-    cli = Kpihub(tmp_path)
-    # A folder that does not exist yet is created, as the server does.
-    cli.env["KPIHUB_DATABASE_URL"] = f"sqlite:///{tmp_path / 'data' / 'new' / 'k.db'}"
+    # SQLite-only: a folder that does not exist yet is created, as the server does.
+    cli = Kpihub(tmp_path, f"sqlite:///{tmp_path / 'data' / 'new' / 'k.db'}")
     first = cli.run("db", "upgrade")
     match = re.search(r"Schema at revision (\w+) \(was empty\)", first.stdout)
     assert match, first
@@ -102,7 +110,24 @@ def test_db_upgrade_on_a_fresh_database_then_again(tmp_path: Path) -> None:
     assert f"Schema at revision {head} (was {head})" in again.stdout
 
 
-def test_db_upgrade_reports_an_unusable_path(cli: Kpihub) -> None:
+def test_db_upgrade_on_an_empty_database_then_again(
+    tmp_path: Path, empty_database_url: str
+) -> None:
+    cli = Kpihub(tmp_path, empty_database_url)
+    first = cli.run("db", "upgrade")
+    match = re.search(r"Schema at revision (\w+) \(was empty\)", first.stdout)
+    assert match, first
+    head = match.group(1)
+    assert cli.rows("SELECT version_num FROM alembic_version") == [(head,)]
+    assert cli.rows("SELECT COUNT(*) FROM tenants") == [(0,)]
+
+    again = cli.run("db", "upgrade")
+    assert f"Schema at revision {head} (was {head})" in again.stdout
+
+
+def test_db_upgrade_reports_an_unusable_path(no_db_cli: Kpihub) -> None:
+    # SQLite-only: a file path whose folder is a file.
+    cli = no_db_cli
     (cli.directory / "afile").write_text("not a folder")
     url = f"sqlite:///{cli.directory / 'afile' / 'k.db'}"
     result = cli.run("db", "upgrade", ok=False, env={"KPIHUB_DATABASE_URL": url})
@@ -111,8 +136,10 @@ def test_db_upgrade_reports_an_unusable_path(cli: Kpihub) -> None:
     assert url in message
 
 
-def test_db_upgrade_rejects_an_unknown_scheme(cli: Kpihub) -> None:
-    result = cli.run("db", "upgrade", ok=False, env={"KPIHUB_DATABASE_URL": "mysql://db/kpihub"})
+def test_db_upgrade_rejects_an_unknown_scheme(no_db_cli: Kpihub) -> None:
+    result = no_db_cli.run(
+        "db", "upgrade", ok=False, env={"KPIHUB_DATABASE_URL": "mysql://db/kpihub"}
+    )
     message = one_line(result.stderr)
     assert "'mysql://db/kpihub'" in message
     assert "sqlite:///" in message
@@ -242,8 +269,8 @@ def test_client_create_plain_output(acme: Kpihub) -> None:
     assert secret_accepted(acme, client_id.group(1), secret.group(1))
 
 
-def test_client_create_rejects_an_unknown_environment(cli: Kpihub) -> None:
-    result = cli.run(
+def test_client_create_rejects_an_unknown_environment(no_db_cli: Kpihub) -> None:
+    result = no_db_cli.run(
         "client", "create", "--tenant", TENANT, "--env", "staging", "--name", "pos", ok=False
     )
     assert result.returncode == 2  # a usage error

@@ -167,6 +167,24 @@ def test_basic_wrong_secret_challenges_with_basic(harness: Harness, creds: Crede
     assert 'realm="' in response.headers["WWW-Authenticate"]
 
 
+def test_client_id_with_a_nul_character_is_an_unknown_client(
+    harness: Harness, creds: Credentials
+) -> None:
+    # PostgreSQL text cannot hold U+0000 (a query with it fails), but no stored
+    # client_id has one either: unknown client, as on SQLite, never a 500.
+    nul_id = creds.client_id + "\x00"
+    in_body = harness.token_response(
+        Credentials(creds.tenant, nul_id, creds.client_secret, creds.environment)
+    )
+    assert_oauth_error(in_body, 401, "invalid_client")
+    in_basic = harness.http.post(
+        TOKEN_URL,
+        data={"grant_type": "client_credentials"},
+        headers={"Authorization": basic(nul_id, creds.client_secret)},
+    )
+    assert_oauth_error(in_basic, 401, "invalid_client")
+
+
 def test_body_auth_failure_has_no_basic_challenge(harness: Harness, creds: Credentials) -> None:
     response = harness.token_response(
         Credentials(creds.tenant, creds.client_id, "khs_wrong", creds.environment)
@@ -325,8 +343,8 @@ def test_secret_rotation(harness: Harness, creds: Credentials) -> None:
 
 
 @pytest.fixture
-def throttled(tmp_path: Path) -> Iterator[Harness]:
-    settings = make_settings(tmp_path, token_rate_limit_per_client=3)
+def throttled(tmp_path: Path, database_url: str) -> Iterator[Harness]:
+    settings = make_settings(tmp_path, database_url=database_url, token_rate_limit_per_client=3)
     with TestClient(create_app(settings), base_url="http://acme.localhost") as client:
         h = Harness(client)
         h.tenant()

@@ -32,8 +32,8 @@ class Creds:
 
 
 @pytest.fixture(scope="module")
-def cli(tmp_path_factory: pytest.TempPathFactory) -> Kpihub:
-    cli = Kpihub(tmp_path_factory.mktemp("server"))
+def cli(tmp_path_factory: pytest.TempPathFactory, module_database_url: str) -> Kpihub:
+    cli = Kpihub(tmp_path_factory.mktemp("server"), module_database_url)
     cli.run("tenant", "create", TENANT)
     cli.run("integration", "create", "--tenant", TENANT, INTEGRATION)
     return cli
@@ -208,7 +208,12 @@ def test_an_acked_batch_survives_sigkill(cli: Kpihub, live: ServerProcess) -> No
         assert counts(post_kpi(http, token, body)) == (6, 0, 0, 6)
 
 
-def test_database_file_is_where_the_settings_say(cli: Kpihub, live: ServerProcess) -> None:
-    assert cli.database.is_file()
+def test_database_is_where_the_settings_say(cli: Kpihub, live: ServerProcess) -> None:
+    if cli.database is not None:
+        assert cli.database.is_file()
+    else:
+        # PostgreSQL: the configured database holds the data.
+        assert cli.rows("SELECT name FROM tenants") == [(TENANT,)]
+        assert cli.rows("SELECT identifier FROM integrations") == [(INTEGRATION,)]
     assert Path(cli.key_file).is_file()
     assert not (cli.directory / "kpihub.db").exists()

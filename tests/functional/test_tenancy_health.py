@@ -83,8 +83,8 @@ def test_forwarded_host_is_ignored_by_default(harness: Harness, creds: Credentia
 
 
 @pytest.fixture
-def behind_proxy(tmp_path: Path) -> Iterator[Harness]:
-    settings = make_settings(tmp_path, trust_forwarded_headers=True)
+def behind_proxy(tmp_path: Path, database_url: str) -> Iterator[Harness]:
+    settings = make_settings(tmp_path, database_url=database_url, trust_forwarded_headers=True)
     with TestClient(create_app(settings), base_url="http://acme.localhost") as client:
         h = Harness(client)
         h.tenant()

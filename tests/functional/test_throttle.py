@@ -18,8 +18,8 @@ WINDOW = 2  # seconds: the default limit, in a window short enough to wait for
 
 
 @pytest.fixture
-def fast(tmp_path: Path) -> Iterator[Harness]:
-    settings = make_settings(tmp_path, rate_limit_window=WINDOW)
+def fast(tmp_path: Path, database_url: str) -> Iterator[Harness]:
+    settings = make_settings(tmp_path, database_url=database_url, rate_limit_window=WINDOW)
     with TestClient(create_app(settings), base_url="http://acme.localhost") as client:
         h = Harness(client)
         h.tenant()

@@ -1,4 +1,4 @@
-"""Schema migrations on a real SQLite file."""
+"""Schema migrations on a real SQLite file and a real PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -7,15 +7,48 @@ from pathlib import Path
 
 import pytest
 
-from kpihub.errors import InvalidInput
+from kpihub.errors import InvalidInput, StoreUnavailable
 from kpihub.storage.migrate import HEAD, current_revision, ensure_schema, head_revision, upgrade
+from kpihub.storage.urls import scheme
+from tests import databases
+
+TABLES = {
+    "tenants",
+    "integrations",
+    "clients",
+    "signing_keys",
+    "revoked_tokens",
+    "batches",
+    "data_points",
+    "idempotency_keys",
+}
+
+
+def tables(url: str) -> set[str]:
+    if scheme(url) == "sqlite":
+        sql = "SELECT name FROM sqlite_master WHERE type = 'table'"
+    else:
+        sql = "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+    return {row[0] for row in databases.rows(url, sql)}
 
 
 def test_head_constant_matches_the_migration_scripts() -> None:
     assert head_revision() == HEAD
 
 
+def test_upgrade_creates_every_table(empty_database_url: str) -> None:
+    assert current_revision(empty_database_url) is None
+
+    before, after = upgrade(empty_database_url)
+
+    assert (before, after) == (None, HEAD)
+    assert current_revision(empty_database_url) == HEAD
+    assert TABLES | {"alembic_version"} <= tables(empty_database_url)
+    assert upgrade(empty_database_url) == (HEAD, HEAD)
+
+
 def test_upgrade_creates_every_table_in_a_new_folder(tmp_path: Path) -> None:
+    # SQLite-only: the database file's folders are created as needed.
     url = f"sqlite:///{tmp_path / 'new' / 'folder' / 'k.db'}"
     assert current_revision(url) is None
 
@@ -23,19 +56,28 @@ def test_upgrade_creates_every_table_in_a_new_folder(tmp_path: Path) -> None:
 
     assert (before, after) == (None, HEAD)
     with sqlite3.connect(tmp_path / "new" / "folder" / "k.db") as conn:
-        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
-    expected = {"tenants", "integrations", "clients", "signing_keys", "revoked_tokens"}
-    assert expected | {"batches", "data_points", "idempotency_keys"} <= tables
+        found = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    assert found >= TABLES
 
 
-def test_ensure_schema_is_idempotent(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'k.db'}"
-    ensure_schema(url)
-    ensure_schema(url)
-    assert current_revision(url) == HEAD
+def test_ensure_schema_is_idempotent(empty_database_url: str) -> None:
+    ensure_schema(empty_database_url)
+    ensure_schema(empty_database_url)
+    assert current_revision(empty_database_url) == HEAD
+    assert tables(empty_database_url) >= TABLES
 
 
-def test_unknown_revision_names_the_value(tmp_path: Path) -> None:
+def test_unknown_revision_names_the_value(empty_database_url: str) -> None:
     with pytest.raises(InvalidInput) as caught:
-        upgrade(f"sqlite:///{tmp_path / 'k.db'}", "nonsense")
+        upgrade(empty_database_url, "nonsense")
     assert "nonsense" in caught.value.message
+    assert current_revision(empty_database_url) is None  # nothing was applied
+
+
+def test_a_missing_postgres_database_is_unavailable() -> None:
+    # PostgreSQL-only: SQLite creates a missing database file.
+    missing = databases.ADMIN_URL.rsplit("/", 1)[0] + "/kpihub_no_such_database"
+    with pytest.raises(StoreUnavailable) as caught:
+        current_revision(missing)
+    assert missing in caught.value.message
+    assert "kpihub_no_such_database" in caught.value.message

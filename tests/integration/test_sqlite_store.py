@@ -1,38 +1,26 @@
-"""SqliteStorage on a real file: group commit, per-batch rollback, idempotency, admin rows."""
+"""SqliteStorage's own machinery: the writer thread, group commit, savepoints per batch.
+
+What every store must do (idempotency, admin rows, concurrency in general) is tested
+on SQLite and PostgreSQL alike in ``test_store.py``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
 import threading
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from kpihub.domain import (
-    BatchCounts,
-    BatchWrite,
-    Client,
-    DataPoint,
-    Environment,
-    ParsedBatch,
-    SigningKey,
-    Tenant,
-)
-from kpihub.errors import Conflict, NotFound, StoreUnavailable
+from kpihub.domain import BatchCounts, Client, Environment, Tenant
+from kpihub.errors import StoreUnavailable
 from kpihub.storage.migrate import upgrade
 from kpihub.storage.sqlite import SqliteStorage
+from tests.integration.stores import render, write
 
 pytestmark = pytest.mark.anyio
-
-RECEIVED_AT = 1_700_000_000.0
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.fixture
@@ -52,64 +40,10 @@ async def store(url: str) -> AsyncIterator[SqliteStorage]:
         await storage.close()
 
 
-@pytest.fixture
-async def tenant(store: SqliteStorage) -> Tenant:
-    return await store.create_tenant("acme", "UTC", 1)
-
-
-@pytest.fixture
-async def client(store: SqliteStorage, tenant: Tenant) -> Client:
-    return await store.create_client(
-        tenant_id=tenant.id,
-        environment=Environment.TESTING,
-        name="pos",
-        client_id="client-1",
-        secret_hash=b"\x00" * 32,
-        scopes=("kpi:write",),
-        rate_limit=None,
-        token_ttl=None,
-        now=1,
-    )
-
-
 def rows(store: SqliteStorage, sql: str, *params: object) -> list[tuple[object, ...]]:
     """Read through a connection of our own, as another process would."""
     with sqlite3.connect(store.path) as conn:
         return [tuple(r) for r in conn.execute(sql, params)]
-
-
-def point(element_id: str, value: float = 1.0) -> DataPoint:
-    return DataPoint(
-        element_id, "sales", "number", value, "Eur", 1568120963, None, None, "u1", None
-    )
-
-
-def write(
-    tenant: Tenant,
-    client: Client,
-    batch_id: str,
-    ids: list[str],
-    *,
-    value: float = 1.0,
-    context: str = "sales",
-    key: str | None = None,
-    request_hash: str | None = None,
-) -> BatchWrite:
-    return BatchWrite(
-        batch_id=batch_id,
-        tenant_id=tenant.id,
-        environment=client.environment,
-        client_pk=client.id,
-        batch=ParsedBatch("acme-pos", "1.0.0", context, [point(i, value) for i in ids]),
-        raw_body=b"raw " + batch_id.encode(),
-        received_at=RECEIVED_AT,
-        idempotency_key=key,
-        request_hash=request_hash if key else None,
-    )
-
-
-def render(counts: BatchCounts) -> bytes:
-    return f"{counts.received}/{counts.created}/{counts.updated}/{counts.unchanged}".encode()
 
 
 class Blocker:
@@ -138,7 +72,7 @@ class Blocker:
 # -- group commit ----------------------------------------------------------------------
 
 
-async def test_concurrent_batches_all_commit(
+async def test_concurrent_batches_commit_as_one_group(
     store: SqliteStorage, tenant: Tenant, client: Client
 ) -> None:
     blocker = Blocker(store, tenant, client)
@@ -163,7 +97,7 @@ async def test_concurrent_batches_all_commit(
     assert rows(store, "SELECT COUNT(*) FROM batches WHERE http_status = 200") == [(51,)]
 
 
-async def test_concurrent_updates_of_the_same_elements_count_once_each(
+async def test_concurrent_updates_apply_in_queue_order(
     store: SqliteStorage, tenant: Tenant, client: Client
 ) -> None:
     ids = [str(i) for i in range(10)]
@@ -176,7 +110,7 @@ async def test_concurrent_updates_of_the_same_elements_count_once_each(
     counts = [r[0] for r in results if r is not None]
     assert sum(c.created for c in counts) == 10
     assert sum(c.created + c.updated for c in counts) == 10 * 20
-    # The last batch queued is the last applied.
+    # The last batch queued is the last applied (one writer, in queue order).
     assert rows(store, "SELECT DISTINCT value FROM data_points") == [(19.0,)]
 
 
@@ -243,107 +177,3 @@ async def test_the_writer_survives_a_job_that_ends_the_transaction(
     assert result is not None
     assert rows(store, "SELECT id FROM batches ORDER BY id") == [("blocker",), ("next",)]
     assert await store.count_points(tenant.id, Environment.TESTING) == 2
-
-
-# -- idempotency -----------------------------------------------------------------------
-
-
-async def test_used_idempotency_key_returns_none_and_writes_nothing(
-    store: SqliteStorage, tenant: Tenant, client: Client
-) -> None:
-    first = await store.ingest(
-        write(tenant, client, "first", ["1", "2"], key="k", request_hash="h1"), render
-    )
-    assert first is not None
-    again = await store.ingest(
-        write(tenant, client, "again", ["3"], value=5.0, key="k", request_hash="h2"), render
-    )
-    assert again is None
-    assert rows(store, "SELECT id FROM batches") == [("first",)]
-    assert rows(store, "SELECT element_id FROM data_points ORDER BY 1") == [("1",), ("2",)]
-    stored = await store.idempotent_response(client.id, "k", 0)
-    assert stored is not None
-    assert (stored.request_hash, stored.status, stored.body) == ("h1", 200, first[1])
-    # Keys are per client.
-    assert await store.idempotent_response(client.id + 1, "k", 0) is None
-
-
-async def test_idempotency_race_in_one_group_writes_once(
-    store: SqliteStorage, tenant: Tenant, client: Client
-) -> None:
-    results = await asyncio.gather(
-        *(
-            store.ingest(write(tenant, client, f"b{n}", ["1"], key="k", request_hash="h"), render)
-            for n in range(5)
-        )
-    )
-    assert sum(r is not None for r in results) == 1
-    assert rows(store, "SELECT COUNT(*) FROM batches") == [(1,)]
-    assert rows(store, "SELECT COUNT(*) FROM idempotency_keys") == [(1,)]
-
-
-async def test_expired_idempotency_key_can_be_used_again(
-    store: SqliteStorage, tenant: Tenant, client: Client
-) -> None:
-    old = write(tenant, client, "old", ["1"], key="k", request_hash="h1")
-    assert await store.ingest(old, render) is not None
-    new = write(tenant, client, "new", ["1"], value=2.0, key="k", request_hash="h2")
-    new.received_at = RECEIVED_AT + 10
-    new.idempotency_since = int(RECEIVED_AT) + 1
-    assert await store.ingest(new, render) is not None
-    assert await store.idempotent_response(client.id, "k", int(RECEIVED_AT) + 1) is not None
-    assert rows(store, "SELECT request_hash FROM idempotency_keys") == [("h2",)]
-
-
-# -- tenants, clients, keys ------------------------------------------------------------
-
-
-async def test_create_tenant_twice_is_a_conflict(store: SqliteStorage, tenant: Tenant) -> None:
-    with pytest.raises(Conflict, match="acme"):
-        await store.create_tenant("acme", "Europe/Copenhagen", 2)
-    assert await store.get_tenant("acme") == tenant
-    assert await store.list_tenants() == [tenant]
-
-
-async def test_create_integration_twice_is_a_conflict(store: SqliteStorage, tenant: Tenant) -> None:
-    await store.create_integration(tenant.id, "acme-pos", 1)
-    with pytest.raises(Conflict):
-        await store.create_integration(tenant.id, "acme-pos", 2)
-    assert await store.integration_exists(tenant.id, "acme-pos")
-    assert not await store.integration_exists(tenant.id + 1, "acme-pos")
-
-
-async def test_revoke_client_voids_its_tokens(store: SqliteStorage, client: Client) -> None:
-    now = int(time.time())
-    revoked = await store.revoke_client(client.client_id, now)
-    assert revoked.revoked_at == now
-    assert revoked.tokens_valid_after > now  # a token issued in this very second is void too
-    assert not revoked.active
-    again = await store.revoke_client(client.client_id, now + 100)
-    assert again.revoked_at == now  # the first revocation time is kept
-    fetched = await store.get_client(client.client_id)
-    assert fetched == again
-    with pytest.raises(NotFound):
-        await store.revoke_client("no-such-client", now)
-
-
-async def test_signing_keys_round_trip(store: SqliteStorage) -> None:
-    jwk = {"kty": "OKP", "crv": "Ed25519", "x": "abc", "kid": "k1"}
-    first = SigningKey("k1", b"-----BEGIN PRIVATE KEY-----\n\x00\xff", jwk, 10)
-    second = SigningKey("k2", b"pem-2", {**jwk, "kid": "k2"}, 20, retired_at=30)
-    await store.add_signing_key(second)
-    await store.add_signing_key(first)
-    assert await store.signing_keys() == [first, second]
-
-
-async def test_a_second_storage_on_the_same_file_sees_committed_data(
-    url: str, store: SqliteStorage, tenant: Tenant, client: Client
-) -> None:
-    assert await store.ingest(write(tenant, client, "b", ["1", "2"]), render) is not None
-    other = SqliteStorage(url)
-    await other.start()
-    try:
-        assert await other.count_points(tenant.id, Environment.TESTING) == 2
-        assert await other.count_points(tenant.id, Environment.PRODUCTION) == 0
-    finally:
-        await other.close()

@@ -130,6 +130,9 @@ _SURROGATE_ESCAPES = re.compile(
     r"|(\\u[dD][89a-fA-F][0-9a-fA-F]{2})"
 )
 
+# Inside strings: an escaped backslash, or (group 1) the escape of U+0000.
+_NUL_ESCAPES = re.compile(r"\\\\|(\\u0000)")
+
 
 def _outside_strings(text: str, target: str) -> int:
     """Offset of the first match of ``target`` that is not inside a JSON string, or 0."""
@@ -149,14 +152,33 @@ def _malformed(text: str, offset: int, problem: str, fix: str) -> MalformedJson:
     )
 
 
+def _refuse_nul(body: bytes) -> None:
+    """U+0000 ("\\u0000") is valid JSON but no text PostgreSQL can store: refuse it on
+    every backend, so a batch is accepted or refused the same wherever it is stored."""
+    if b"\\u0000" not in body:  # the usual case costs one substring search
+        return
+    text = body.decode("utf-8", errors="replace")
+    for match in _NUL_ESCAPES.finditer(text):
+        if match.group(1) is not None:
+            raise _malformed(
+                text,
+                match.start(1),
+                "\\u0000 (the NUL character) cannot be stored",
+                "Remove NUL characters from the text.",
+            )
+
+
 def decode_json(body: bytes) -> object:
     """Decode JSON fast; on failure, say where (line and column) as ``json`` does."""
     try:
-        return _decoder.decode(body)
+        doc = _decoder.decode(body)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         # msgspec says where only sometimes (and raises UnicodeDecodeError for bad
         # UTF-8 inside strings); the slow path below explains every failure.
         pass
+    else:
+        _refuse_nul(body)
+        return doc
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -206,4 +228,5 @@ def decode_json(body: bytes) -> object:
                 f"{match.group(1)} is half of a UTF-16 surrogate pair",
                 "Escape characters outside the BMP as a full pair, or send them as UTF-8.",
             )
+    _refuse_nul(body)
     return doc

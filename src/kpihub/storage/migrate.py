@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kpihub.errors import InvalidInput, StoreUnavailable
-from kpihub.storage.urls import scheme, sqlalchemy_url, sqlite_path
+from kpihub.storage.urls import postgres_dsn, scheme, sqlalchemy_url, sqlite_path
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -53,7 +53,25 @@ def current_revision(database_url: str) -> str | None:
                 return None
             raise _unavailable(database_url, exc) from None
         return str(row[0]) if row else None
+    if scheme(database_url) == "postgresql":
+        return _current_revision_postgres(database_url)
     return _current_revision_alembic(database_url)
+
+
+def _current_revision_postgres(database_url: str) -> str | None:
+    """Read ``alembic_version`` with psycopg alone: importing SQLAlchemy and Alembic
+    for this check would cost a quarter of a second on every CLI command."""
+    import psycopg
+
+    try:
+        with psycopg.connect(postgres_dsn(database_url), connect_timeout=10) as conn:
+            exists = conn.execute("SELECT to_regclass('alembic_version') IS NOT NULL").fetchone()
+            if not (exists and exists[0]):
+                return None
+            row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    except psycopg.Error as exc:
+        raise _unavailable(database_url, exc) from None
+    return str(row[0]) if row else None
 
 
 def _current_revision_alembic(database_url: str) -> str | None:

@@ -85,6 +85,15 @@ _UNAVAILABLE = (
 _RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 
 
+def _storable(*texts: str) -> bool:
+    """Whether PostgreSQL can hold these texts: TEXT cannot contain U+0000.
+
+    A lookup by such a key (a client_id from a token request, say) names nothing
+    stored, so it finds nothing, as on SQLite, instead of failing with a 500.
+    """
+    return not any("\x00" in text for text in texts)
+
+
 class _IdempotencyTaken(Exception):
     """Another request committed the same Idempotency-Key first; roll this one back."""
 
@@ -159,6 +168,8 @@ class PostgresStorage:
         return Tenant(id=row[0], name=name, timezone=timezone, created_at=now)
 
     async def get_tenant(self, name: str) -> Tenant | None:
+        if not _storable(name):
+            return None
         row = await self._fetchrow(
             "SELECT id, name, timezone, created_at FROM tenants WHERE name = $1", name
         )
@@ -190,6 +201,8 @@ class PostgresStorage:
         return [Integration(*row) for row in rows]
 
     async def integration_exists(self, tenant_id: int, identifier: str) -> bool:
+        if not _storable(identifier):
+            return False
         row = await self._fetchrow(
             "SELECT 1 FROM integrations WHERE tenant_id = $1 AND identifier = $2",
             tenant_id,
@@ -229,6 +242,8 @@ class PostgresStorage:
         return client_from_row(row)
 
     async def get_client(self, client_id: str) -> Client | None:
+        if not _storable(client_id):
+            return None
         row = await self._fetchrow(
             f"SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = $1", client_id
         )
@@ -324,6 +339,8 @@ class PostgresStorage:
         )
 
     async def is_token_revoked(self, jti: str) -> bool:
+        if not _storable(jti):
+            return False
         return await self._fetchrow("SELECT 1 FROM revoked_tokens WHERE jti = $1", jti) is not None
 
     # -- ingestion -----------------------------------------------------------------
@@ -341,6 +358,8 @@ class PostgresStorage:
     async def idempotent_response(
         self, client_pk: int, key: str, since: int
     ) -> StoredResponse | None:
+        if not _storable(key):
+            return None
         row = await self._fetchrow(
             "SELECT request_hash, status, body FROM idempotency_keys "
             "WHERE client_pk = $1 AND key = $2 AND created_at >= $3",

@@ -1,0 +1,41 @@
+"""Building blocks of the storage tests: batches to write, what a store wrote."""
+
+from __future__ import annotations
+
+from kpihub.domain import BatchCounts, BatchWrite, Client, DataPoint, ParsedBatch, Tenant
+
+RECEIVED_AT = 1_700_000_000.0
+
+
+def point(element_id: str, value: float = 1.0) -> DataPoint:
+    return DataPoint(
+        element_id, "sales", "number", value, "Eur", 1568120963, None, None, "u1", None
+    )
+
+
+def write(
+    tenant: Tenant,
+    client: Client,
+    batch_id: str,
+    ids: list[str],
+    *,
+    value: float = 1.0,
+    context: str = "sales",
+    key: str | None = None,
+    request_hash: str | None = None,
+) -> BatchWrite:
+    return BatchWrite(
+        batch_id=batch_id,
+        tenant_id=tenant.id,
+        environment=client.environment,
+        client_pk=client.id,
+        batch=ParsedBatch("acme-pos", "1.0.0", context, [point(i, value) for i in ids]),
+        raw_body=b"raw " + batch_id.encode(),
+        received_at=RECEIVED_AT,
+        idempotency_key=key,
+        request_hash=request_hash if key else None,
+    )
+
+
+def render(counts: BatchCounts) -> bytes:
+    return f"{counts.received}/{counts.created}/{counts.updated}/{counts.unchanged}".encode()
