@@ -444,8 +444,8 @@ class SqliteStorage:
     async def add_signing_key(self, key: SigningKey) -> None:
         await self._write(
             lambda conn: conn.execute(
-                "INSERT OR IGNORE INTO signing_keys (kid, private_pem, public_jwk, created_at, retired_at) "
-                "VALUES (?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO signing_keys "
+                "(kid, private_pem, public_jwk, created_at, retired_at) VALUES (?, ?, ?, ?, ?)",
                 (
                     key.kid,
                     key.private_pem,
