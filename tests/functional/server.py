@@ -113,19 +113,21 @@ class Kpihub:
         """Rows of a read-only query (``?`` placeholders) on this command's database."""
         return databases.rows(self.database_url, sql, *params)
 
-    def server(self, port: int | None = None) -> ServerProcess:
-        return ServerProcess(self, port or free_port())
+    def server(self, port: int | None = None, *args: str, name: str = "server") -> ServerProcess:
+        """A server (not started) on ``port`` (default: a free one); ``args`` go to serve."""
+        return ServerProcess(self, port or free_port(), *args, name=name)
 
 
 class ServerProcess:
     """``kpihub serve --port PORT``; may be stopped and started again on the same port."""
 
-    def __init__(self, cli: Kpihub, port: int) -> None:
+    def __init__(self, cli: Kpihub, port: int, *args: str, name: str = "server") -> None:
         self.cli = cli
         self.port = port
+        self.args = args
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
-        self.log_path = cli.directory / "server.log"
+        self.log_path = cli.directory / f"{name}.log"
 
     @property
     def base_url(self) -> str:
@@ -151,7 +153,15 @@ class ServerProcess:
         log.flush()
         try:
             self.proc = subprocess.Popen(
-                [*kpihub_command(), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                [
+                    *kpihub_command(),
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    *self.args,
+                ],
                 env=self.cli.env,
                 cwd=self.cli.directory,
                 stdin=subprocess.DEVNULL,
