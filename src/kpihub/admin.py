@@ -10,7 +10,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from kpihub.domain import ALL_SCOPES, Client, Environment, Integration, SigningKey, Tenant
+from kpihub.domain import (
+    ALL_SCOPES,
+    Client,
+    Environment,
+    Integration,
+    NewClient,
+    SigningKey,
+    Tenant,
+)
 from kpihub.errors import InvalidInput, NotFound
 from kpihub.oauth.jwt import generate_signing_key
 from kpihub.oauth.secrets import hash_secret, new_client_id, new_secret
@@ -111,15 +119,17 @@ async def create_client(
         raise InvalidInput("--token-ttl", token_ttl, "Give seconds between 60 and 86400.")
     secret = new_secret()
     client = await storage.create_client(
-        tenant_id=t.id,
-        environment=environment,
-        name=name,
-        client_id=new_client_id(environment),
-        secret_hash=hash_secret(secret, server_key),
-        scopes=_scopes(scopes),
-        rate_limit=_positive("--rate-limit", rate_limit),
-        token_ttl=token_ttl,
-        now=_now(),
+        NewClient(
+            tenant_id=t.id,
+            environment=environment,
+            name=name,
+            client_id=new_client_id(environment),
+            secret_hash=hash_secret(secret, server_key),
+            scopes=_scopes(scopes),
+            rate_limit=_positive("--rate-limit", rate_limit),
+            token_ttl=token_ttl,
+            created_at=_now(),
+        )
     )
     return IssuedSecret(client, secret)
 

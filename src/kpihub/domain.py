@@ -49,6 +49,21 @@ class Client:
 
 
 @dataclass(frozen=True, slots=True)
+class NewClient:
+    """What the store needs to create a client (the secret only as its hash)."""
+
+    tenant_id: int
+    environment: Environment
+    name: str
+    client_id: str
+    secret_hash: bytes
+    scopes: tuple[str, ...]
+    rate_limit: int | None
+    token_ttl: int | None
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
 class Integration:
     id: int
     tenant_id: int

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kpihub.domain import Client, Environment, Tenant
+from kpihub.domain import Client, Environment, NewClient, Tenant
 from kpihub.storage import Storage
 
 
@@ -21,13 +21,15 @@ async def tenant(store: Storage) -> Tenant:
 @pytest.fixture
 async def client(store: Storage, tenant: Tenant) -> Client:
     return await store.create_client(
-        tenant_id=tenant.id,
-        environment=Environment.TESTING,
-        name="pos",
-        client_id="client-1",
-        secret_hash=b"\x00" * 32,
-        scopes=("kpi:write",),
-        rate_limit=None,
-        token_ttl=None,
-        now=1,
+        NewClient(
+            tenant_id=tenant.id,
+            environment=Environment.TESTING,
+            name="pos",
+            client_id="client-1",
+            secret_hash=b"\x00" * 32,
+            scopes=("kpi:write",),
+            rate_limit=None,
+            token_ttl=None,
+            created_at=1,
+        )
     )

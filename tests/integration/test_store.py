@@ -15,7 +15,15 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from kpihub.domain import BatchCounts, Client, Environment, RequestRecord, SigningKey, Tenant
+from kpihub.domain import (
+    BatchCounts,
+    Client,
+    Environment,
+    NewClient,
+    RequestRecord,
+    SigningKey,
+    Tenant,
+)
 from kpihub.errors import Conflict, NotFound
 from kpihub.settings import Settings
 from kpihub.storage import Storage, open_storage
@@ -380,15 +388,17 @@ async def test_client_round_trip_and_updates(
     assert await store.get_client("nobody") is None
 
     live = await store.create_client(
-        tenant_id=tenant.id,
-        environment=Environment.PRODUCTION,
-        name="erp",
-        client_id="client-2",
-        secret_hash=b"\xff" * 32,
-        scopes=("kpi:write", "kpi:read"),
-        rate_limit=300,
-        token_ttl=120,
-        now=2,
+        NewClient(
+            tenant_id=tenant.id,
+            environment=Environment.PRODUCTION,
+            name="erp",
+            client_id="client-2",
+            secret_hash=b"\xff" * 32,
+            scopes=("kpi:write", "kpi:read"),
+            rate_limit=300,
+            token_ttl=120,
+            created_at=2,
+        )
     )
     assert (live.scopes, live.rate_limit, live.token_ttl) == (("kpi:write", "kpi:read"), 300, 120)
     assert await store.list_clients(tenant.id) == [live, client]  # by environment, then age

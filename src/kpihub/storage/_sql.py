@@ -11,7 +11,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kpihub.domain import BatchCounts, BatchWrite, Client, Environment, RequestRecord
+from kpihub.domain import (
+    BatchCounts,
+    BatchWrite,
+    Client,
+    Environment,
+    NewClient,
+    RequestRecord,
+)
 
 Mark = Callable[[int], str]
 
@@ -50,6 +57,29 @@ _RECORD_COLUMNS = (
     "id, tenant_id, environment, client_pk, endpoint, http_status, received_at, "
     "duration_ms, raw_body, body_truncated, errors, message"
 )
+
+
+def insert_client_sql(mark: Mark) -> str:
+    return (
+        "INSERT INTO clients (tenant_id, environment, name, client_id, secret_hash, scopes, "
+        f"rate_limit, token_ttl, tokens_valid_after, created_at) VALUES {_values(mark, 10)}"
+    )
+
+
+def client_values(new: NewClient) -> tuple[Any, ...]:
+    """The ``clients`` row of a new client, in ``insert_client_sql`` order."""
+    return (
+        new.tenant_id,
+        new.environment.value,
+        new.name,
+        new.client_id,
+        new.secret_hash,
+        " ".join(new.scopes),
+        new.rate_limit,
+        new.token_ttl,
+        0,
+        new.created_at,
+    )
 
 
 def _values(mark: Mark, count: int) -> str:

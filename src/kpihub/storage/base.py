@@ -5,7 +5,7 @@ One implementation per backend (``sqlite.py`` now); the same test suite runs on 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Protocol
 
 from kpihub.domain import (
@@ -14,6 +14,7 @@ from kpihub.domain import (
     Client,
     Environment,
     Integration,
+    NewClient,
     RequestRecord,
     SigningKey,
     StoredResponse,
@@ -42,19 +43,7 @@ class Storage(Protocol):
     async def integration_exists(self, tenant_id: int, identifier: str) -> bool: ...
 
     # OAuth clients.
-    async def create_client(
-        self,
-        *,
-        tenant_id: int,
-        environment: Environment,
-        name: str,
-        client_id: str,
-        secret_hash: bytes,
-        scopes: Sequence[str],
-        rate_limit: int | None,
-        token_ttl: int | None,
-        now: int,
-    ) -> Client: ...
+    async def create_client(self, new: NewClient) -> Client: ...
     async def get_client(self, client_id: str) -> Client | None: ...
     async def list_clients(self, tenant_id: int) -> list[Client]: ...
     async def rotate_secret(self, client_id: str, new_hash: bytes) -> Client: ...

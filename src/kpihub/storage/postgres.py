@@ -11,7 +11,7 @@ deadlock each other; a deadlock or serialization failure from elsewhere is retri
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -25,6 +25,7 @@ from kpihub.domain import (
     Client,
     Environment,
     Integration,
+    NewClient,
     RequestRecord,
     SigningKey,
     StoredResponse,
@@ -38,7 +39,9 @@ from kpihub.storage._sql import (
     UPSERT_CONFLICT,
     batch_values,
     client_from_row,
+    client_values,
     insert_batch_sql,
+    insert_client_sql,
     insert_record_sql,
     record_values,
 )
@@ -53,6 +56,7 @@ def _dollar(n: int) -> str:
 
 _INSERT_BATCH = insert_batch_sql(_dollar)
 _INSERT_RECORD = insert_record_sql(_dollar)
+_INSERT_CLIENT = insert_client_sql(_dollar)
 _CHANGED = (
     "("
     + ", ".join(f"data_points.{c}" for c in COMPARED)
@@ -212,32 +216,9 @@ class PostgresStorage:
 
     # -- clients -------------------------------------------------------------------
 
-    async def create_client(
-        self,
-        *,
-        tenant_id: int,
-        environment: Environment,
-        name: str,
-        client_id: str,
-        secret_hash: bytes,
-        scopes: Sequence[str],
-        rate_limit: int | None,
-        token_ttl: int | None,
-        now: int,
-    ) -> Client:
+    async def create_client(self, new: NewClient) -> Client:
         row = await self._fetchrow(
-            "INSERT INTO clients (tenant_id, environment, name, client_id, secret_hash, "
-            "scopes, rate_limit, token_ttl, tokens_valid_after, created_at) "
-            f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9) RETURNING {CLIENT_COLUMNS}",
-            tenant_id,
-            environment.value,
-            name,
-            client_id,
-            secret_hash,
-            " ".join(scopes),
-            rate_limit,
-            token_ttl,
-            now,
+            f"{_INSERT_CLIENT} RETURNING {CLIENT_COLUMNS}", *client_values(new)
         )
         return client_from_row(row)
 

@@ -22,7 +22,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,6 +34,7 @@ from kpihub.domain import (
     DataPoint,
     Environment,
     Integration,
+    NewClient,
     RequestRecord,
     SigningKey,
     StoredResponse,
@@ -47,7 +48,9 @@ from kpihub.storage._sql import (
     UPSERT_CONFLICT,
     batch_values,
     client_from_row,
+    client_values,
     insert_batch_sql,
+    insert_client_sql,
     insert_record_sql,
     record_values,
 )
@@ -83,6 +86,7 @@ def _qmark(_: int) -> str:
 
 _INSERT_BATCH = insert_batch_sql(_qmark)
 _INSERT_RECORD = insert_record_sql(_qmark)
+_INSERT_CLIENT = insert_client_sql(_qmark)
 
 
 def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
@@ -336,39 +340,9 @@ class SqliteStorage:
 
     # -- clients -------------------------------------------------------------------
 
-    async def create_client(
-        self,
-        *,
-        tenant_id: int,
-        environment: Environment,
-        name: str,
-        client_id: str,
-        secret_hash: bytes,
-        scopes: Sequence[str],
-        rate_limit: int | None,
-        token_ttl: int | None,
-        now: int,
-    ) -> Client:
-        def job(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO clients (tenant_id, environment, name, client_id, secret_hash, "
-                "scopes, rate_limit, token_ttl, tokens_valid_after, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
-                (
-                    tenant_id,
-                    environment.value,
-                    name,
-                    client_id,
-                    secret_hash,
-                    " ".join(scopes),
-                    rate_limit,
-                    token_ttl,
-                    now,
-                ),
-            )
-
-        await self._write(job)
-        client = await self.get_client(client_id)
+    async def create_client(self, new: NewClient) -> Client:
+        await self._write(lambda conn: conn.execute(_INSERT_CLIENT, client_values(new)))
+        client = await self.get_client(new.client_id)
         assert client is not None
         return client
 
