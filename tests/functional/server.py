@@ -229,3 +229,30 @@ def running_server(cli: Kpihub) -> Iterator[ServerProcess]:
         yield server.start()
     finally:
         server.kill()
+
+
+@dataclass(frozen=True)
+class Creds:
+    client_id: str
+    client_secret: str
+
+
+def new_client(cli: Kpihub, tenant: str, *options: str, env: str = "testing") -> Creds:
+    """A client made with ``kpihub client create``; ``options`` are extra CLI flags."""
+    made = cli.json("client", "create", "--tenant", tenant, "--env", env, "--name", "pos", *options)
+    return Creds(made["client_id"], made["client_secret"])
+
+
+def get_token(http: httpx.Client, creds: Creds) -> str:
+    """An access token from ``/oauth/token`` of the server ``http`` talks to."""
+    response = http.post(
+        "/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": creds.client_id,
+            "client_secret": creds.client_secret,
+        },
+    )
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token

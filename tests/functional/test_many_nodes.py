@@ -18,19 +18,13 @@ import pytest
 
 from kpihub.examples import article_example
 from tests.databases import PostgresDatabases
-from tests.functional.server import Kpihub, ServerProcess
+from tests.functional.server import Creds, Kpihub, ServerProcess, get_token, new_client
 from tests.redis_server import delete_prefix, require_redis, unique_prefix
 
 pytestmark = pytest.mark.slow
 
 TENANT = "acme"
 INTEGRATION = "acme-pos"
-
-
-@dataclass(frozen=True)
-class Creds:
-    client_id: str
-    client_secret: str
 
 
 @dataclass
@@ -40,10 +34,7 @@ class Cluster:
     b: ServerProcess
 
     def new_client(self) -> Creds:
-        made = self.cli.json(
-            "client", "create", "--tenant", TENANT, "--env", "testing", "--name", "pos"
-        )
-        return Creds(made["client_id"], made["client_secret"])
+        return new_client(self.cli, TENANT)
 
 
 @pytest.fixture(scope="module")
@@ -81,17 +72,7 @@ def cluster(shared_cli: Kpihub) -> Iterator[Cluster]:
 
 def token(node: ServerProcess, creds: Creds) -> str:
     with node.http(TENANT) as http:
-        response = http.post(
-            "/oauth/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": creds.client_id,
-                "client_secret": creds.client_secret,
-            },
-        )
-    assert response.status_code == 200, response.text
-    value: str = response.json()["access_token"]
-    return value
+        return get_token(http, creds)
 
 
 def body(context: str) -> dict[str, Any]:
@@ -230,19 +211,7 @@ def test_workers_of_one_node_share_the_limit_through_redis(shared_cli: Kpihub) -
     node = shared_cli.server(None, "--workers", "2", name="workers")
     node.start()
     try:
-        made = shared_cli.json(
-            "client",
-            "create",
-            "--tenant",
-            TENANT,
-            "--env",
-            "testing",
-            "--name",
-            "w",
-            "--rate-limit",
-            "20",
-        )
-        creds = Creds(made["client_id"], made["client_secret"])
+        creds = new_client(shared_cli, TENANT, "--rate-limit", "20")
         access = token(node, creds)
         statuses = []
         # A new connection per request lets the kernel hand requests to both workers.

@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import signal
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +16,12 @@ import httpx
 import pytest
 
 from kpihub.examples import article_example
-from tests.functional.server import Kpihub, ServerProcess
+from tests.functional.server import Creds, Kpihub, ServerProcess, get_token, new_client
 
 pytestmark = pytest.mark.slow
 
 TENANT = "acme"
 INTEGRATION = "acme-pos"
-
-
-@dataclass(frozen=True)
-class Creds:
-    client_id: str
-    client_secret: str
 
 
 @pytest.fixture(scope="module")
@@ -55,25 +48,6 @@ def live(server: ServerProcess) -> ServerProcess:
     if server.proc is None or server.proc.poll() is not None:
         server.start()
     return server
-
-
-def new_client(cli: Kpihub) -> Creds:
-    made = cli.json("client", "create", "--tenant", TENANT, "--env", "testing", "--name", "pos")
-    return Creds(made["client_id"], made["client_secret"])
-
-
-def get_token(http: httpx.Client, creds: Creds) -> str:
-    response = http.post(
-        "/oauth/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": creds.client_id,
-            "client_secret": creds.client_secret,
-        },
-    )
-    assert response.status_code == 200, response.text
-    token: str = response.json()["access_token"]
-    return token
 
 
 def article_body(context: str) -> dict[str, Any]:
@@ -118,7 +92,7 @@ def test_host_header_names_the_tenant(live: ServerProcess) -> None:
 
 
 def test_data_and_keys_survive_a_restart(cli: Kpihub, live: ServerProcess) -> None:
-    creds = new_client(cli)
+    creds = new_client(cli, TENANT)
     body = article_body("restart")
     with live.http(TENANT) as http:
         token = get_token(http, creds)
@@ -144,7 +118,7 @@ def test_data_and_keys_survive_a_restart(cli: Kpihub, live: ServerProcess) -> No
 def test_revoking_from_the_cli_stops_a_running_servers_tokens(
     cli: Kpihub, live: ServerProcess
 ) -> None:
-    creds = new_client(cli)
+    creds = new_client(cli, TENANT)
     body = article_body("revocation")
     with live.http(TENANT) as http:
         token = get_token(http, creds)
@@ -174,7 +148,7 @@ def test_revoking_from_the_cli_stops_a_running_servers_tokens(
 def test_a_rotated_secret_works_at_once_on_the_running_server(
     cli: Kpihub, live: ServerProcess
 ) -> None:
-    creds = new_client(cli)
+    creds = new_client(cli, TENANT)
     rotated = cli.json("client", "rotate-secret", creds.client_id)
     new = Creds(creds.client_id, rotated["client_secret"])
     with live.http(TENANT) as http:
@@ -194,7 +168,7 @@ def test_a_rotated_secret_works_at_once_on_the_running_server(
 
 
 def test_an_acked_batch_survives_sigkill(cli: Kpihub, live: ServerProcess) -> None:
-    creds = new_client(cli)
+    creds = new_client(cli, TENANT)
     body = article_body("crash")
     with live.http(TENANT) as http:
         token = get_token(http, creds)
