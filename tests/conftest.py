@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.databases import BACKENDS, PostgresDatabases, sqlite_url
+from tests.redis_server import delete_prefix, require_redis, unique_prefix
 
 
 @pytest.fixture(scope="session")
@@ -57,3 +58,17 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
     databases: PostgresDatabases = request.getfixturevalue("postgres_databases")
     with databases.database(migrated=False) as url:
         yield url
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The test Redis; the test fails (never skips) when it does not answer."""
+    return require_redis()
+
+
+@pytest.fixture
+def prefix(redis_url: str) -> Iterator[str]:
+    """A Redis key prefix of this test's own, deleted afterwards."""
+    prefix = unique_prefix()
+    yield prefix
+    delete_prefix(prefix, redis_url)

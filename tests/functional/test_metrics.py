@@ -14,21 +14,9 @@ from kpihub.app import create_app
 from kpihub.settings import Settings
 from tests.functional.conftest import make_settings
 from tests.functional.harness import Harness, example_body
-from tests.redis_server import DEAD_REDIS_URL, delete_prefix, require_redis, unique_prefix
+from tests.redis_server import DEAD_REDIS_URL
 
 KPI_ROUTE = "/api/external/{api_version}/kpi"
-
-
-@pytest.fixture
-def redis_url() -> str:
-    return require_redis()
-
-
-@pytest.fixture
-def prefix(redis_url: str) -> Iterator[str]:
-    prefix = unique_prefix()
-    yield prefix
-    delete_prefix(prefix, redis_url)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -23,7 +23,6 @@ from tests.redis_server import (
     DEAD_REDIS_URL,
     delete_prefix,
     keys_under,
-    require_redis,
     unique_prefix,
 )
 
@@ -33,18 +32,6 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture
-def redis_url() -> str:
-    return require_redis()
-
-
-@pytest.fixture
-def prefix(redis_url: str) -> Iterator[str]:
-    prefix = unique_prefix()
-    yield prefix
-    delete_prefix(prefix, redis_url)
 
 
 @asynccontextmanager
