@@ -99,7 +99,9 @@ class Server:
 @contextlib.contextmanager
 def serve(env: dict[str, str], *extra: str) -> Iterator[Server]:
     port = free_port()
-    process = subprocess.Popen([*KPIHUB, "serve", "--port", str(port), *extra], env=env)
+    process = subprocess.Popen(
+        [*KPIHUB, "serve", "--port", str(port), *extra], env=env, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 20
         while True:
@@ -112,11 +114,11 @@ def serve(env: dict[str, str], *extra: str) -> Iterator[Server]:
                 time.sleep(0.1)
         yield Server(port, process)
     finally:
-        process.send_signal(signal.SIGTERM)
+        os.killpg(process.pid, signal.SIGTERM)  # the whole group: workers too
         try:
             process.wait(10)
         except subprocess.TimeoutExpired:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
             process.wait()
 
 

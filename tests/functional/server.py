@@ -9,6 +9,7 @@ so tests never share state unless they share the instance.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -167,6 +168,9 @@ class ServerProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                # Its own process group: signals reach every worker it forks, and no
+                # worker outlives the test as an orphan.
+                start_new_session=True,
             )
         finally:
             log.close()  # the child holds its own descriptor
@@ -196,7 +200,7 @@ class ServerProcess:
         proc = self.proc
         if proc is None or proc.poll() is not None:
             return proc.returncode if proc is not None else 0
-        proc.send_signal(sig)
+        os.killpg(proc.pid, sig)
         try:
             return proc.wait(STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
@@ -205,6 +209,9 @@ class ServerProcess:
             raise RuntimeError(
                 f"kpihub serve ignored {sig.name} for {STOP_TIMEOUT}s:\n{self.log()}"
             ) from None
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # any worker left behind
 
     def kill(self) -> int:
         return self.stop(signal.SIGKILL)
