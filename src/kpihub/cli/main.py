@@ -14,6 +14,7 @@ from kpihub import admin
 from kpihub.cli._run import emit_json, migrate, out, schema_ready, settings, with_storage
 from kpihub.cli.admin_commands import client_app, integration_app, tenant_app
 from kpihub.cli.key_commands import keys_app
+from kpihub.cli.push_commands import register as register_push_commands
 from kpihub.domain import Environment
 from kpihub.errors import Conflict
 from kpihub.settings import Settings
@@ -30,6 +31,7 @@ app.add_typer(tenant_app, name="tenant")
 app.add_typer(integration_app, name="integration")
 app.add_typer(client_app, name="client")
 app.add_typer(keys_app, name="keys")
+register_push_commands(app)
 
 
 @db_app.command("upgrade")
