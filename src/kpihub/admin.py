@@ -5,6 +5,7 @@ Each function takes a started ``Storage`` and returns domain objects; no printin
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,9 +14,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from kpihub.domain import (
     ALL_SCOPES,
     Client,
+    DashboardUser,
     Environment,
     Integration,
     NewClient,
+    NewDashboardUser,
+    Role,
     SigningKey,
     Tenant,
 )
@@ -141,6 +145,15 @@ async def client(storage: Storage, client_id: str) -> Client:
     return found
 
 
+async def client_of_tenant(storage: Storage, tenant_id: int, client_id: str) -> Client:
+    """The client, when it belongs to the tenant; ``NotFound`` otherwise (not even whether
+    another tenant has it)."""
+    found = await storage.get_client(client_id)
+    if found is None or found.tenant_id != tenant_id:
+        raise NotFound(f"No client with client_id '{client_id}'.")
+    return found
+
+
 async def rotate_secret(storage: Storage, server_key: bytes, client_id: str) -> IssuedSecret:
     current = await client(storage, client_id)
     if current.old_secret_hash is not None:
@@ -168,3 +181,39 @@ async def revoke_client(storage: Storage, client_id: str) -> Client:
 async def set_rate_limit(storage: Storage, client_id: str, rate_limit: int | None) -> Client:
     await client(storage, client_id)
     return await storage.set_rate_limit(client_id, _positive("RATE_LIMIT", rate_limit))
+
+
+# -- dashboard users ---------------------------------------------------------------------
+
+MAX_EMAIL = 254
+
+
+def normalise_email(email: str) -> str:
+    """Emails compare case-insensitively (as every mail provider treats them)."""
+    return email.strip().lower()
+
+
+async def create_user(
+    storage: Storage, tenant_name: str, email: str, password: str, role: Role = Role.VIEWER
+) -> DashboardUser:
+    """A dashboard user of ``tenant_name``; the password is kept only as an argon2id hash."""
+    from kpihub.web.passwords import hash_password, password_problem
+
+    address = normalise_email(email)
+    local, _, domain = address.partition("@")
+    if not local or "." not in domain or len(address) > MAX_EMAIL or not address.isprintable():
+        raise InvalidInput("--email", email, "Give an email address such as ada@example.com.")
+    problem = password_problem(password)
+    if problem is not None:
+        raise InvalidInput("password", "(hidden)", problem)
+    t = await tenant(storage, tenant_name)
+    password_hash = await asyncio.to_thread(hash_password, password)
+    return await storage.create_user(
+        NewDashboardUser(
+            tenant_id=t.id,
+            email=address,
+            password_hash=password_hash,
+            role=role,
+            created_at=_now(),
+        )
+    )

@@ -25,11 +25,13 @@ from kpihub.ingest import routes as ingest_routes
 from kpihub.metrics import Metrics, MetricsMiddleware, metrics_endpoint
 from kpihub.oauth import routes as oauth_routes
 from kpihub.oauth.keys import load_signer
+from kpihub.query import routes as query_routes
 from kpihub.ratelimit import build_limiter
 from kpihub.services import Services
 from kpihub.settings import Settings
 from kpihub.storage import open_storage
 from kpihub.storage.migrate import ensure_schema
+from kpihub.web import routes as web_routes
 
 log = logging.getLogger("kpihub")
 
@@ -74,8 +76,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *health.routes,
         *oauth_routes.routes,
         *ingest_routes.routes,
+        *query_routes.routes,
         Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
+        *web_routes.routes,  # the dashboard (not in the OpenAPI document)
     ]
     app = Starlette(
         routes=routes,

@@ -158,3 +158,168 @@ class StoredResponse:
     request_hash: str
     status: int
     body: bytes
+
+
+# -- reading back ---------------------------------------------------------------------
+
+AGGREGATES: tuple[str, ...] = ("sum", "avg", "min", "max", "count", "last")
+RANK_BY: tuple[str, ...] = ("user_id", "location_id")
+GROUP_BY: tuple[str, ...] = ("user_id", "location_id", "kpi")
+
+
+@dataclass(frozen=True, slots=True)
+class PointFilter:
+    """Which data points a read selects, within one tenant and environment.
+
+    ``start``/``end`` are epoch seconds of a half-open range ``[start, end)``. With
+    ``overlap`` the range selects points whose ``[date_from, date_to]`` (their
+    timestamp when absent) overlaps it; otherwise their ``timestamp`` falls in it.
+    """
+
+    tenant_id: int
+    environment: Environment
+    type: str | None = None
+    context: str | None = None
+    kpis: tuple[str, ...] = ()
+    user_id: str | None = None
+    location_id: str | None = None
+    start: int | None = None
+    end: int | None = None
+    overlap: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PointKey:
+    """Where a page of points ends: the sort key of its last row."""
+
+    timestamp: int
+    type: str
+    context: str
+    element_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPoint:
+    type: str
+    context: str
+    element_id: str
+    kpi: str
+    object_type: str
+    value: float
+    units: str | None
+    user_id: str | None
+    location_id: str | None
+    timestamp: int
+    date_from: int | None
+    date_to: int | None
+
+    @property
+    def key(self) -> PointKey:
+        return PointKey(self.timestamp, self.type, self.context, self.element_id)
+
+
+@dataclass(frozen=True, slots=True)
+class SlotAggregate:
+    """Partial aggregates of the points of one group in ``[slot, slot + slot size)``.
+
+    ``last`` is the value of the slot's last point (greatest timestamp, then greatest
+    element id, type and context), or None when it was not asked for.
+    """
+
+    group: str | None
+    slot: int
+    sum: float
+    count: int
+    min: float
+    max: float
+    last: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class RankedEntry:
+    rank: int
+    id: str
+    value: float
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogEntry:
+    type: str
+    context: str
+    kpi: str
+    units: tuple[str, ...]
+    points: int
+    first_timestamp: int
+    last_timestamp: int
+    users: int
+    locations: int
+
+
+# -- the dashboard -----------------------------------------------------------------------
+
+
+class Role(StrEnum):
+    ADMIN = "admin"  # everything, credentials included
+    VIEWER = "viewer"  # data and the debugger, no credentials
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardUser:
+    """A person who signs in to a tenant's dashboard (not an OAuth client)."""
+
+    id: int
+    tenant_id: int
+    email: str
+    password_hash: str  # argon2id, PHC string
+    role: Role
+    created_at: int
+    last_login_at: int | None
+    sessions_valid_after: int  # sessions issued before this epoch second are void
+
+
+@dataclass(frozen=True, slots=True)
+class NewDashboardUser:
+    tenant_id: int
+    email: str
+    password_hash: str
+    role: Role
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSummary:
+    """One row of ``batches`` (an accepted batch or a refused request), without its body."""
+
+    batch_id: str
+    environment: Environment | None
+    client_pk: int | None
+    endpoint: str
+    type: str | None
+    context: str | None
+    http_status: int
+    received: int
+    created: int
+    updated: int
+    unchanged: int
+    received_at: float
+    duration_ms: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestDetail:
+    summary: RequestSummary
+    raw_body: bytes | None  # zlib-compressed, as stored
+    body_truncated: bool
+    errors: dict[str, list[str]]
+    message: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HourlyTraffic:
+    """Requests to the ingestion endpoint in one hour (``hour`` = its epoch start)."""
+
+    hour: int
+    accepted: int
+    rejected: int
+    elements: int  # elements received in accepted batches

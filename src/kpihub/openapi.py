@@ -75,7 +75,135 @@ _CLIENT_FORM = {
     "required": ["token"],
 }
 
+_NULLABLE_INT = {"type": ["integer", "null"]}
+_NULLABLE_STR = {"type": ["string", "null"]}
+
 _SCHEMAS: dict[str, Any] = {
+    "Point": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "type": {"type": "string"},
+            "context": {"type": "string"},
+            "kpi": {"type": "string"},
+            "object_type": {"type": "string"},
+            "value": {"type": "number"},
+            "units": _NULLABLE_STR,
+            "user_id": _NULLABLE_STR,
+            "location_id": _NULLABLE_STR,
+            "timestamp": {"type": "integer", "description": "Epoch seconds UTC."},
+            "date_from": _NULLABLE_INT,
+            "date_to": _NULLABLE_INT,
+        },
+        "required": [
+            "id",
+            "type",
+            "context",
+            "kpi",
+            "object_type",
+            "value",
+            "units",
+            "user_id",
+            "location_id",
+            "timestamp",
+            "date_from",
+            "date_to",
+        ],
+    },
+    "PointPage": {
+        "type": "object",
+        "properties": {
+            "data": {"type": "array", "items": {"$ref": "#/components/schemas/Point"}},
+            "next_cursor": {
+                "type": ["string", "null"],
+                "description": "Pass as cursor (with the same filters) for the next page.",
+            },
+        },
+        "required": ["data", "next_cursor"],
+    },
+    "Series": {
+        "type": "object",
+        "properties": {
+            "agg": {"type": "string"},
+            "interval": {"type": "string"},
+            "tz": {"type": "string"},
+            "from": {"type": "integer", "description": "Start of the first bucket."},
+            "to": {"type": "integer", "description": "End of the last bucket."},
+            "series": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "group": {"type": ["object", "null"]},
+                        "buckets": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "start": {"type": "integer"},
+                                    "end": {"type": "integer"},
+                                    "value": {"type": ["number", "null"]},
+                                    "count": {"type": "integer"},
+                                },
+                                "required": ["start", "end", "value", "count"],
+                            },
+                        },
+                    },
+                    "required": ["group", "buckets"],
+                },
+            },
+        },
+        "required": ["agg", "interval", "tz", "from", "to", "series"],
+    },
+    "Leaderboard": {
+        "type": "object",
+        "properties": {
+            "kpi": {"type": "string"},
+            "by": {"type": "string", "enum": ["user_id", "location_id"]},
+            "agg": {"type": "string"},
+            "from": _NULLABLE_INT,
+            "to": _NULLABLE_INT,
+            "entries": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "description": "rank, value, count and the id under the name of `by`.",
+                    "properties": {
+                        "rank": {"type": "integer"},
+                        "user_id": {"type": "string"},
+                        "location_id": {"type": "string"},
+                        "value": {"type": "number"},
+                        "count": {"type": "integer"},
+                    },
+                    "required": ["rank", "value", "count"],
+                },
+            },
+        },
+        "required": ["kpi", "by", "agg", "from", "to", "entries"],
+    },
+    "Catalog": {
+        "type": "object",
+        "properties": {
+            "data": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "type": {"type": "string"},
+                        "context": {"type": "string"},
+                        "kpi": {"type": "string"},
+                        "units": {"type": "array", "items": {"type": "string"}},
+                        "points": {"type": "integer"},
+                        "first_timestamp": {"type": "integer"},
+                        "last_timestamp": {"type": "integer"},
+                        "users": {"type": "integer"},
+                        "locations": {"type": "integer"},
+                    },
+                },
+            }
+        },
+        "required": ["data"],
+    },
     "Error": {
         "type": "object",
         "properties": {"message": {"type": "string"}},
@@ -186,6 +314,53 @@ _SCHEMAS: dict[str, Any] = {
         "required": ["status", "batch_id", "received", "created", "updated", "unchanged"],
     },
 }
+
+
+def _query(
+    name: str, description: str, schema: dict[str, Any] | None = None, *, required: bool = False
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": required,
+        "description": description,
+        "schema": schema or {"type": "string"},
+    }
+
+
+_VERSION_PARAM = {
+    "name": "api_version",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "enum": list(SUPPORTED_API_VERSIONS)},
+}
+_READ_TIME = {"oneOf": [{"type": "integer"}, {"type": "string"}]}
+_AGG = {"type": "string", "enum": ["sum", "avg", "min", "max", "count", "last"], "default": "sum"}
+_FILTERS = [
+    _query("type", "Integration identifier."),
+    _query("context", "Context."),
+    _query("user_id", "One user."),
+    _query("location_id", "One location."),
+]
+_RANGE = [
+    _query("from", "Range start, inclusive: epoch seconds or RFC 3339.", _READ_TIME),
+    _query("to", "Range end, exclusive: epoch seconds or RFC 3339.", _READ_TIME),
+]
+_KPIS = {"type": "array", "items": {"type": "string"}}
+_READ_ERRORS = {
+    k: v for k, v in _API_ERRORS.items() if k in ("401", "403", "404", "422", "429", "503")
+}
+
+
+def _read(summary: str, params: list[dict[str, Any]], ok: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "get": {
+            "summary": summary,
+            "security": [{"bearer": ["kpi:read"]}],
+            "parameters": [_VERSION_PARAM, *params],
+            "responses": {"200": {**ok, "headers": _RATE_HEADERS}, **_READ_ERRORS},
+        }
+    }
 
 
 def _form_body(schema: dict[str, Any]) -> dict[str, Any]:
@@ -306,8 +481,109 @@ def build_spec() -> dict[str, Any]:
                         },
                         **_API_ERRORS,
                     },
-                }
+                },
+                "get": _read(
+                    "Read data points (filtered, newest first, cursor pagination)",
+                    [
+                        _query("kpi", "KPI names (repeat the parameter).", _KPIS),
+                        *_FILTERS,
+                        *_RANGE,
+                        _query(
+                            "period",
+                            "Filter on timestamp, or on date_from..date_to overlapping the range.",
+                            {
+                                "type": "string",
+                                "enum": ["timestamp", "overlap"],
+                                "default": "timestamp",
+                            },
+                        ),
+                        _query(
+                            "limit",
+                            "Page size.",
+                            {"type": "integer", "minimum": 1, "maximum": 10000, "default": 100},
+                        ),
+                        _query(
+                            "order",
+                            "desc = newest first.",
+                            {"type": "string", "enum": ["desc", "asc"], "default": "desc"},
+                        ),
+                        _query("cursor", "next_cursor of the previous page."),
+                    ],
+                    {
+                        "description": "A page of points (text/csv with Accept: text/csv; "
+                        "the next cursor is then in X-Next-Cursor).",
+                        "content": {
+                            "application/json": {"schema": _ref("PointPage")},
+                            "text/csv": {"schema": {"type": "string"}},
+                        },
+                    },
+                )["get"]
+                | {"operationId": "readPoints"},
             },
+            "/api/external/{api_version}/kpi/series": _read(
+                "Aggregate into calendar buckets of a time zone",
+                [
+                    _query("kpi", "KPI names (repeat the parameter).", _KPIS, required=True),
+                    _query(
+                        "interval",
+                        "Bucket size; weeks start on Monday.",
+                        {"type": "string", "enum": ["hour", "day", "week", "month"]},
+                        required=True,
+                    ),
+                    _query(
+                        "from",
+                        "Range start (snapped down to a bucket start).",
+                        _READ_TIME,
+                        required=True,
+                    ),
+                    _query(
+                        "to",
+                        "Range end, exclusive (snapped up to a bucket end).",
+                        _READ_TIME,
+                        required=True,
+                    ),
+                    _query("agg", "Aggregate.", _AGG),
+                    _query("tz", "IANA zone of the buckets (default: the tenant's)."),
+                    _query(
+                        "group_by",
+                        "One series per value.",
+                        {"type": "string", "enum": ["user_id", "location_id", "kpi"]},
+                    ),
+                    _query(
+                        "fill",
+                        "null: empty buckets with value null; none: omitted.",
+                        {"type": "string", "enum": ["null", "none"], "default": "null"},
+                    ),
+                    *_FILTERS,
+                ],
+                _json(_ref("Series"), "At most 2500 buckets per answer."),
+            ),
+            "/api/external/{api_version}/kpi/leaderboard": _read(
+                "Rank users or locations by an aggregate of one KPI",
+                [
+                    _query("kpi", "One KPI.", required=True),
+                    _query(
+                        "by",
+                        "What to rank.",
+                        {"type": "string", "enum": ["user_id", "location_id"]},
+                        required=True,
+                    ),
+                    _query("agg", "Aggregate.", _AGG),
+                    _query(
+                        "limit",
+                        "Entries.",
+                        {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10},
+                    ),
+                    *_RANGE,
+                    *_FILTERS,
+                ],
+                _json(_ref("Leaderboard"), "Competition ranking: ties share a rank (1, 1, 3)."),
+            ),
+            "/api/external/{api_version}/kpi/catalog": _read(
+                "Every (type, context, kpi) stored, with counts",
+                [],
+                _json(_ref("Catalog"), "The catalog."),
+            ),
             "/healthz": {
                 "get": {
                     "summary": "The process answers",

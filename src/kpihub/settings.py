@@ -86,6 +86,17 @@ class Settings(BaseSettings):
         1024 * 1024, ge=0, description="Bytes of a rejected body kept for the debugger"
     )
 
+    # Dashboard.
+    dashboard_session_ttl: int = Field(
+        12 * 3600, ge=300, le=30 * 86400, description="Seconds a dashboard sign-in lasts"
+    )
+    dashboard_login_limit_per_address: int = Field(
+        30, ge=1, description="Dashboard sign-in attempts per window per source address"
+    )
+    dashboard_login_failures_per_account: int = Field(
+        5, ge=1, description="Failed dashboard sign-ins per window per email of a tenant"
+    )
+
     # Server.
     host: str = "127.0.0.1"
     port: int = 8000

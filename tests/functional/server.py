@@ -88,12 +88,19 @@ class Kpihub:
         env.update({f"KPIHUB_{k.upper()}": v for k, v in settings.items()})
         self.env = env
 
-    def run(self, *args: str, ok: bool | None = True, env: dict[str, str] | None = None) -> Result:
+    def run(
+        self,
+        *args: str,
+        ok: bool | None = True,
+        env: dict[str, str] | None = None,
+        stdin: str | None = None,
+    ) -> Result:
         """Run ``kpihub ARGS``; ``ok`` True/False asserts success/failure, None checks nothing."""
         proc = subprocess.run(
             [*kpihub_command(), *args],
             env={**self.env, **(env or {})},
             cwd=self.directory,
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=CLI_TIMEOUT,

@@ -326,14 +326,15 @@ def test_unknown_api_version_is_404_naming_the_supported_ones(harness: Harness, 
     assert stored_points(harness) == 0
 
 
-def test_get_on_the_endpoint_is_405_json(harness: Harness, token: str) -> None:
-    response = harness.http.get(
+def test_another_method_on_the_endpoint_is_405_json(harness: Harness, token: str) -> None:
+    # GET reads points (the query API); POST ingests; anything else is a 405.
+    response = harness.http.delete(
         harness.url("acme", "/api/external/v1/kpi"),
         headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
     )
     assert response.status_code == 405
     assert response.headers["content-type"].startswith("application/json")
-    assert "GET" in response.json()["message"]
+    assert "DELETE" in response.json()["message"]
     assert "POST" in response.headers["allow"]
 
 

@@ -133,9 +133,12 @@ def test_health_endpoints_answer_on_any_host(harness: Harness, host: str) -> Non
 
 
 def app_routes(harness: Harness) -> dict[str, set[str]]:
+    """The API's routes: every route but the dashboard's pages (``include_in_schema=False``)."""
     routes: dict[str, set[str]] = {}
     for route in harness.http.app.routes:  # type: ignore[attr-defined]
         assert isinstance(route, Route), route
+        if not route.include_in_schema:
+            continue
         methods = {m.lower() for m in (route.methods or ())} - {"head"}
         routes.setdefault(route.path, set()).update(methods)
     return routes
@@ -163,7 +166,7 @@ def _unknown_path(h: Harness, token: str) -> httpx.Response:
 
 
 def _wrong_method(h: Harness, token: str) -> httpx.Response:
-    response: httpx.Response = h.http.get("http://acme.localhost/api/external/v1/kpi")
+    response: httpx.Response = h.http.delete("http://acme.localhost/api/external/v1/kpi")
     return response
 
 
@@ -204,7 +207,7 @@ def _unknown_encoding(h: Harness, token: str) -> httpx.Response:
 Send = Callable[[Harness, str], httpx.Response]
 ERROR_CASES: list[tuple[Send, tuple[int, ...], str]] = [
     (_unknown_path, (404,), "/nope"),
-    (_wrong_method, (405,), "GET"),
+    (_wrong_method, (405,), "DELETE"),
     (_unknown_version, (404,), "v9"),
     (_no_token, (401,), "Authorization"),
     (_wrong_media_type, (415,), "text/plain"),

@@ -15,6 +15,7 @@ from kpihub.cli._run import emit_json, migrate, out, schema_ready, settings, wit
 from kpihub.cli.admin_commands import client_app, integration_app, tenant_app
 from kpihub.cli.key_commands import keys_app
 from kpihub.cli.push_commands import register as register_push_commands
+from kpihub.cli.user_commands import user_app
 from kpihub.domain import Environment
 from kpihub.errors import Conflict
 from kpihub.settings import Settings
@@ -31,6 +32,7 @@ app.add_typer(tenant_app, name="tenant")
 app.add_typer(integration_app, name="integration")
 app.add_typer(client_app, name="client")
 app.add_typer(keys_app, name="keys")
+app.add_typer(user_app, name="user")
 register_push_commands(app)
 
 

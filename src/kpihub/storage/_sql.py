@@ -8,16 +8,22 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from kpihub.domain import (
     BatchCounts,
     BatchWrite,
+    CatalogEntry,
     Client,
     Environment,
     NewClient,
+    PointFilter,
+    PointKey,
+    RankedEntry,
     RequestRecord,
+    SlotAggregate,
+    StoredPoint,
 )
 
 Mark = Callable[[int], str]
@@ -157,3 +163,275 @@ def client_from_row(row: Any) -> Client:
         created_at=row[12],
         last_used_at=row[13],
     )
+
+
+# -- reads (the query API) ---------------------------------------------------------------
+
+
+class Binder:
+    """Collects bound values while a statement is built; ``b(value)`` is its placeholder."""
+
+    def __init__(self, mark: Mark) -> None:
+        self.mark = mark
+        self.params: list[Any] = []
+
+    def __call__(self, value: Any) -> str:
+        self.params.append(value)
+        return self.mark(len(self.params))
+
+    def many(self, values: Sequence[Any]) -> str:
+        return ", ".join(self(v) for v in values)
+
+
+POINT_READ_COLUMNS = (
+    "type, context, element_id, kpi, object_type, value, units, user_id, location_id, "
+    "ts, date_from, date_to"
+)
+
+
+def point_from_row(row: Any) -> StoredPoint:
+    """A ``StoredPoint`` from a row selected with ``POINT_READ_COLUMNS``."""
+    return StoredPoint(
+        type=row[0],
+        context=row[1],
+        element_id=row[2],
+        kpi=row[3],
+        object_type=row[4],
+        value=float(row[5]),
+        units=row[6],
+        user_id=row[7],
+        location_id=row[8],
+        timestamp=int(row[9]),
+        date_from=row[10],
+        date_to=row[11],
+    )
+
+
+def needs_contexts(flt: PointFilter) -> bool:
+    """Whether a filter should name the contexts explicitly to reach an index.
+
+    The time index leads with (context, kpi): a filter on KPIs without a context
+    would scan the tenant's every point, so the store first lists the contexts
+    (``contexts_sql``, a few index seeks) and filters on ``context IN (...)``.
+    """
+    return flt.context is None and bool(flt.kpis)
+
+
+def contexts_sql(mark: Mark, tenant_id: int, environment: Environment) -> tuple[str, list[Any]]:
+    """Every context of a tenant's environment, by a loose index scan (one seek each)."""
+    b = Binder(mark)
+    first = f"tenant_id = {b(tenant_id)} AND environment = {b(environment.value)}"
+    then = f"tenant_id = {b(tenant_id)} AND environment = {b(environment.value)}"
+    sql = (
+        "WITH RECURSIVE c(context) AS ("
+        f"SELECT MIN(context) FROM data_points WHERE {first} "
+        "UNION ALL "
+        f"SELECT (SELECT MIN(context) FROM data_points WHERE {then} AND context > c.context) "
+        "FROM c WHERE c.context IS NOT NULL"
+        ") SELECT context FROM c WHERE context IS NOT NULL"
+    )
+    return sql, b.params
+
+
+def where_points(b: Binder, flt: PointFilter, contexts: Sequence[str] | None) -> str:
+    """The WHERE clause (without the keyword) selecting ``flt``'s points."""
+    parts = [f"tenant_id = {b(flt.tenant_id)}", f"environment = {b(flt.environment.value)}"]
+    if flt.type is not None:
+        parts.append(f"type = {b(flt.type)}")
+    if flt.context is not None:
+        parts.append(f"context = {b(flt.context)}")
+    elif contexts is not None:
+        parts.append(f"context IN ({b.many(contexts)})" if contexts else "1 = 0")
+    if len(flt.kpis) == 1:
+        parts.append(f"kpi = {b(flt.kpis[0])}")
+    elif flt.kpis:
+        parts.append(f"kpi IN ({b.many(flt.kpis)})")
+    if flt.user_id is not None:
+        parts.append(f"user_id = {b(flt.user_id)}")
+    if flt.location_id is not None:
+        parts.append(f"location_id = {b(flt.location_id)}")
+    if flt.overlap:
+        # [date_from, date_to] overlaps [start, end); a point without them is its instant.
+        if flt.start is not None:
+            parts.append(f"COALESCE(date_to, ts) >= {b(flt.start)}")
+        if flt.end is not None:
+            parts.append(f"COALESCE(date_from, ts) < {b(flt.end)}")
+    else:
+        if flt.start is not None:
+            parts.append(f"ts >= {b(flt.start)}")
+        if flt.end is not None:
+            parts.append(f"ts < {b(flt.end)}")
+    return " AND ".join(parts)
+
+
+def points_sql(
+    mark: Mark,
+    flt: PointFilter,
+    contexts: Sequence[str] | None,
+    *,
+    after: PointKey | None,
+    descending: bool,
+    limit: int,
+) -> tuple[str, list[Any]]:
+    """One page of points in (timestamp, type, context, element id) order (keyset)."""
+    b = Binder(mark)
+    where = where_points(b, flt, contexts)
+    if after is not None:
+        op = "<" if descending else ">"
+        where += (
+            f" AND (ts, type, context, element_id) {op} "
+            f"({b(after.timestamp)}, {b(after.type)}, {b(after.context)}, {b(after.element_id)})"
+        )
+    d = " DESC" if descending else ""
+    sql = (
+        f"SELECT {POINT_READ_COLUMNS} FROM data_points WHERE {where} "
+        f"ORDER BY ts{d}, type{d}, context{d}, element_id{d} LIMIT {b(limit)}"
+    )
+    return sql, b.params
+
+
+def _last_order(collate: str) -> str:
+    """The "last" rule: greatest timestamp, then greatest element id (then type, context)."""
+    return f"ts DESC, element_id{collate} DESC, type{collate} DESC, context{collate} DESC"
+
+
+def slots_sql(
+    mark: Mark,
+    flt: PointFilter,
+    contexts: Sequence[str] | None,
+    *,
+    slot: int,
+    group_by: str | None,
+    with_last: bool,
+    collate: str,
+) -> tuple[str, list[Any]]:
+    """Sum, count, min, max (and last) per (group, slot of ``slot`` seconds).
+
+    Rows: group, slot start, sum, count, min, max, last (NULL unless ``with_last``).
+    """
+    if group_by not in (None, "user_id", "location_id", "kpi"):
+        raise ValueError(group_by)
+    b = Binder(mark)
+    where = where_points(b, flt, contexts)
+    group = group_by or "NULL"
+    slot_expr = f"ts - ts % {int(slot)}"
+    if not with_last:
+        sql = (
+            f"SELECT {group} AS g, {slot_expr} AS s, SUM(value), COUNT(*), MIN(value), "
+            f"MAX(value), NULL FROM data_points WHERE {where} GROUP BY 1, 2"
+        )
+        return sql, b.params
+    sql = (
+        "SELECT g, s, SUM(value), COUNT(*), MIN(value), MAX(value), "
+        "MAX(CASE WHEN rn = 1 THEN value END) FROM ("
+        f"SELECT {group} AS g, {slot_expr} AS s, value, ROW_NUMBER() OVER ("
+        f"PARTITION BY {group}, {slot_expr} ORDER BY {_last_order(collate)}) AS rn "
+        f"FROM data_points WHERE {where}) x GROUP BY g, s"
+    )
+    return sql, b.params
+
+
+_AGG_SQL = {
+    "sum": "SUM(value)",
+    "avg": "AVG(value)",
+    "min": "MIN(value)",
+    "max": "MAX(value)",
+    "count": "COUNT(*)",
+}
+
+
+def leaderboard_sql(
+    mark: Mark,
+    flt: PointFilter,
+    contexts: Sequence[str] | None,
+    *,
+    by: str,
+    agg: str,
+    limit: int,
+    collate: str,
+) -> tuple[str, list[Any]]:
+    """The top ``limit`` ids by ``agg``: rows of id, value, count, competition rank."""
+    if by not in ("user_id", "location_id") or (agg != "last" and agg not in _AGG_SQL):
+        raise ValueError((by, agg))
+    b = Binder(mark)
+    where = where_points(b, flt, contexts) + f" AND {by} IS NOT NULL"
+    if agg == "last":
+        ranked = (
+            f"SELECT {by} AS id, value, ROW_NUMBER() OVER (PARTITION BY {by} "
+            f"ORDER BY {_last_order(collate)}) AS rn, COUNT(*) OVER (PARTITION BY {by}) AS n "
+            f"FROM data_points WHERE {where}"
+        )
+        per_id = f"SELECT id, value AS v, n FROM ({ranked}) r WHERE rn = 1"
+    else:
+        per_id = (
+            f"SELECT {by} AS id, {_AGG_SQL[agg]} AS v, COUNT(*) AS n "
+            f"FROM data_points WHERE {where} GROUP BY {by}"
+        )
+    sql = (
+        f"SELECT id, v, n, RANK() OVER (ORDER BY v DESC) AS r FROM ({per_id}) g "
+        f"ORDER BY v DESC, id{collate} LIMIT {b(limit)}"
+    )
+    return sql, b.params
+
+
+def catalog_sql(mark: Mark, tenant_id: int, environment: Environment) -> tuple[str, list[Any]]:
+    """Per (type, context, kpi): points, first and last timestamp, users, locations."""
+    b = Binder(mark)
+    sql = (
+        "SELECT type, context, kpi, COUNT(*), MIN(ts), MAX(ts), COUNT(DISTINCT user_id), "
+        "COUNT(DISTINCT location_id) FROM data_points "
+        f"WHERE tenant_id = {b(tenant_id)} AND environment = {b(environment.value)} "
+        "GROUP BY type, context, kpi"
+    )
+    return sql, b.params
+
+
+def catalog_units_sql(
+    mark: Mark, tenant_id: int, environment: Environment
+) -> tuple[str, list[Any]]:
+    b = Binder(mark)
+    sql = (
+        "SELECT DISTINCT type, context, kpi, units FROM data_points "
+        f"WHERE tenant_id = {b(tenant_id)} AND environment = {b(environment.value)} "
+        "AND units IS NOT NULL"
+    )
+    return sql, b.params
+
+
+def slot_from_row(row: Any) -> SlotAggregate:
+    return SlotAggregate(
+        group=None if row[0] is None else str(row[0]),
+        slot=int(row[1]),
+        sum=float(row[2]),
+        count=int(row[3]),
+        min=float(row[4]),
+        max=float(row[5]),
+        last=None if row[6] is None else float(row[6]),
+    )
+
+
+def ranked_from_row(row: Any, agg: str) -> RankedEntry:
+    value = int(row[1]) if agg == "count" else float(row[1])
+    return RankedEntry(rank=int(row[3]), id=str(row[0]), value=value, count=int(row[2]))
+
+
+def catalog_entries(rows: Sequence[Any], unit_rows: Sequence[Any]) -> list[CatalogEntry]:
+    units: dict[tuple[str, str, str], list[str]] = {}
+    for type_, context, kpi, unit in unit_rows:
+        units.setdefault((type_, context, kpi), []).append(unit)
+    entries = [
+        CatalogEntry(
+            type=r[0],
+            context=r[1],
+            kpi=r[2],
+            units=tuple(sorted(units.get((r[0], r[1], r[2]), ()))),
+            points=int(r[3]),
+            first_timestamp=int(r[4]),
+            last_timestamp=int(r[5]),
+            users=int(r[6]),
+            locations=int(r[7]),
+        )
+        for r in rows
+    ]
+    entries.sort(key=lambda e: (e.type, e.context, e.kpi))
+    return entries

@@ -11,12 +11,23 @@ from typing import Protocol
 from kpihub.domain import (
     BatchCounts,
     BatchWrite,
+    CatalogEntry,
     Client,
+    DashboardUser,
     Environment,
+    HourlyTraffic,
     Integration,
     NewClient,
+    NewDashboardUser,
+    PointFilter,
+    PointKey,
+    RankedEntry,
+    RequestDetail,
     RequestRecord,
+    RequestSummary,
     SigningKey,
+    SlotAggregate,
+    StoredPoint,
     StoredResponse,
     Tenant,
 )
@@ -80,3 +91,55 @@ class Storage(Protocol):
 
     async def record_request(self, record: RequestRecord) -> None: ...
     async def count_points(self, tenant_id: int, environment: Environment) -> int: ...
+
+    # Reads (the query API). Every read is confined to ``flt``'s tenant and environment.
+    async def find_points(
+        self, flt: PointFilter, *, after: PointKey | None, descending: bool, limit: int
+    ) -> list[StoredPoint]:
+        """Up to ``limit`` points ordered by (timestamp, type, context, element id),
+        strictly after ``after`` in that order (before it when ``descending``)."""
+
+    async def slot_aggregates(
+        self, flt: PointFilter, *, slot: int, group_by: str | None, with_last: bool
+    ) -> list[SlotAggregate]:
+        """Partial aggregates per group (``group_by`` column, or one group) and per
+        ``slot``-second slot aligned on the epoch (``ts - ts % slot``)."""
+
+    async def leaderboard(
+        self, flt: PointFilter, *, by: str, agg: str, limit: int
+    ) -> list[RankedEntry]:
+        """The ``limit`` best ids of column ``by``: value desc (competition rank), id asc."""
+
+    async def catalog(self, tenant_id: int, environment: Environment) -> list[CatalogEntry]:
+        """Every (type, context, kpi) stored, ordered by them."""
+
+    # The dashboard: its users, and what it shows of the ingestion endpoint's requests.
+    async def create_user(self, new: NewDashboardUser) -> DashboardUser:
+        """``Conflict`` when the tenant already has a user with that email."""
+
+    async def get_user(self, tenant_id: int, email: str) -> DashboardUser | None: ...
+    async def get_user_by_id(self, user_pk: int) -> DashboardUser | None: ...
+    async def list_users(self, tenant_id: int) -> list[DashboardUser]: ...
+    async def record_login(self, user_pk: int, now: int) -> None: ...
+    async def end_sessions(self, user_pk: int, now: int) -> None:
+        """Void every session of the user issued up to ``now`` (sign-out)."""
+
+    async def list_requests(
+        self,
+        tenant_id: int,
+        environment: Environment,
+        *,
+        status: int | None = None,
+        rejected: bool | None = None,
+        before: float | None = None,
+        limit: int = 100,
+    ) -> list[RequestSummary]:
+        """The latest requests of an environment (and those refused before
+        authentication, which have none), newest first."""
+
+    async def get_request(self, tenant_id: int, batch_id: str) -> RequestDetail | None: ...
+    async def hourly_traffic(
+        self, tenant_id: int, environment: Environment, since: int
+    ) -> list[HourlyTraffic]: ...
+    async def last_accepted(self, tenant_id: int, environment: Environment) -> dict[int, float]:
+        """client pk -> when its latest accepted batch was received."""

@@ -22,28 +22,63 @@ from asyncpg.pool import PoolConnectionProxy
 from kpihub.domain import (
     BatchCounts,
     BatchWrite,
+    CatalogEntry,
     Client,
+    DashboardUser,
     Environment,
+    HourlyTraffic,
     Integration,
     NewClient,
+    NewDashboardUser,
+    PointFilter,
+    PointKey,
+    RankedEntry,
+    RequestDetail,
     RequestRecord,
+    RequestSummary,
     SigningKey,
+    SlotAggregate,
+    StoredPoint,
     StoredResponse,
     Tenant,
 )
 from kpihub.errors import Conflict, NotFound, StoreUnavailable
+from kpihub.storage._dashboard_sql import (
+    USER_COLUMNS,
+    detail_from_row,
+    insert_user_sql,
+    last_accepted_sql,
+    request_sql,
+    requests_sql,
+    summary_from_row,
+    traffic_from_row,
+    traffic_sql,
+    user_from_row,
+    user_values,
+)
 from kpihub.storage._sql import (
     CLIENT_COLUMNS,
     COMPARED,
     POINT_COLUMNS,
     UPSERT_CONFLICT,
     batch_values,
+    catalog_entries,
+    catalog_sql,
+    catalog_units_sql,
     client_from_row,
     client_values,
+    contexts_sql,
     insert_batch_sql,
     insert_client_sql,
     insert_record_sql,
+    leaderboard_sql,
+    needs_contexts,
+    point_from_row,
+    points_sql,
+    ranked_from_row,
     record_values,
+    slot_from_row,
+    slots_sql,
 )
 from kpihub.storage.base import RenderAck
 
@@ -57,6 +92,7 @@ def _dollar(n: int) -> str:
 _INSERT_BATCH = insert_batch_sql(_dollar)
 _INSERT_RECORD = insert_record_sql(_dollar)
 _INSERT_CLIENT = insert_client_sql(_dollar)
+_INSERT_USER = insert_user_sql(_dollar)
 _CHANGED = (
     "("
     + ", ".join(f"data_points.{c}" for c in COMPARED)
@@ -368,6 +404,165 @@ class PostgresStorage:
             environment.value,
         )
         return int(row[0])
+
+    # -- reads ---------------------------------------------------------------------
+
+    async def _readable(self, flt: PointFilter) -> bool:
+        """False when a filter value cannot be stored (NUL), so it matches nothing."""
+        texts = [t for t in (flt.type, flt.context, flt.user_id, flt.location_id) if t]
+        return _storable(*texts, *flt.kpis)
+
+    async def find_points(
+        self, flt: PointFilter, *, after: PointKey | None, descending: bool, limit: int
+    ) -> list[StoredPoint]:
+        if not await self._readable(flt):
+            return []
+        async with self._conn() as conn:
+            sql, params = points_sql(
+                _dollar,
+                flt,
+                await _contexts(conn, flt),
+                after=after,
+                descending=descending,
+                limit=limit,
+            )
+            return [point_from_row(r) for r in await conn.fetch(sql, *params)]
+
+    async def slot_aggregates(
+        self, flt: PointFilter, *, slot: int, group_by: str | None, with_last: bool
+    ) -> list[SlotAggregate]:
+        if not await self._readable(flt):
+            return []
+        async with self._conn() as conn:
+            sql, params = slots_sql(
+                _dollar,
+                flt,
+                await _contexts(conn, flt),
+                slot=slot,
+                group_by=group_by,
+                with_last=with_last,
+                collate=_C,
+            )
+            return [slot_from_row(r) for r in await conn.fetch(sql, *params)]
+
+    async def leaderboard(
+        self, flt: PointFilter, *, by: str, agg: str, limit: int
+    ) -> list[RankedEntry]:
+        if not await self._readable(flt):
+            return []
+        async with self._conn() as conn:
+            sql, params = leaderboard_sql(
+                _dollar, flt, await _contexts(conn, flt), by=by, agg=agg, limit=limit, collate=_C
+            )
+            return [ranked_from_row(r, agg) for r in await conn.fetch(sql, *params)]
+
+    async def catalog(self, tenant_id: int, environment: Environment) -> list[CatalogEntry]:
+        sql, params = catalog_sql(_dollar, tenant_id, environment)
+        usql, uparams = catalog_units_sql(_dollar, tenant_id, environment)
+        async with self._conn() as conn, conn.transaction(isolation="repeatable_read"):
+            rows = await conn.fetch(sql, *params)
+            units = await conn.fetch(usql, *uparams)
+        return catalog_entries(rows, units)
+
+    # -- the dashboard -------------------------------------------------------------
+
+    async def create_user(self, new: NewDashboardUser) -> DashboardUser:
+        try:
+            row = await self._fetchrow(
+                f"{_INSERT_USER} RETURNING {USER_COLUMNS}", *user_values(new)
+            )
+        except asyncpg.UniqueViolationError as exc:
+            raise Conflict(f"A user with the email '{new.email}' already exists.") from exc
+        return user_from_row(row)
+
+    async def get_user(self, tenant_id: int, email: str) -> DashboardUser | None:
+        if not _storable(email):
+            return None
+        row = await self._fetchrow(
+            f"SELECT {USER_COLUMNS} FROM dashboard_users WHERE tenant_id = $1 AND email = $2",
+            tenant_id,
+            email,
+        )
+        return user_from_row(row) if row else None
+
+    async def get_user_by_id(self, user_pk: int) -> DashboardUser | None:
+        row = await self._fetchrow(
+            f"SELECT {USER_COLUMNS} FROM dashboard_users WHERE id = $1", user_pk
+        )
+        return user_from_row(row) if row else None
+
+    async def list_users(self, tenant_id: int) -> list[DashboardUser]:
+        rows = await self._fetch(
+            f"SELECT {USER_COLUMNS} FROM dashboard_users WHERE tenant_id = $1 ORDER BY email",
+            tenant_id,
+        )
+        return [user_from_row(r) for r in rows]
+
+    async def record_login(self, user_pk: int, now: int) -> None:
+        await self._execute(
+            "UPDATE dashboard_users SET last_login_at = $1 WHERE id = $2", now, user_pk
+        )
+
+    async def end_sessions(self, user_pk: int, now: int) -> None:
+        await self._execute(
+            "UPDATE dashboard_users SET sessions_valid_after = $1 WHERE id = $2", now + 1, user_pk
+        )
+
+    async def list_requests(
+        self,
+        tenant_id: int,
+        environment: Environment,
+        *,
+        status: int | None = None,
+        rejected: bool | None = None,
+        before: float | None = None,
+        limit: int = 100,
+    ) -> list[RequestSummary]:
+        sql, params = requests_sql(
+            _dollar,
+            tenant_id,
+            environment,
+            status=status,
+            rejected=rejected,
+            before=before,
+            limit=limit,
+        )
+        return [summary_from_row(r) for r in await self._fetch(sql, *params)]
+
+    async def get_request(self, tenant_id: int, batch_id: str) -> RequestDetail | None:
+        if not _storable(batch_id):
+            return None
+        sql, params = request_sql(_dollar, tenant_id, batch_id)
+        row = await self._fetchrow(sql, *params)
+        return detail_from_row(row) if row else None
+
+    async def hourly_traffic(
+        self, tenant_id: int, environment: Environment, since: int
+    ) -> list[HourlyTraffic]:
+        sql, params = traffic_sql(
+            _dollar,
+            tenant_id,
+            environment,
+            since,
+            "CAST(FLOOR(received_at / 3600) AS BIGINT) * 3600",
+        )
+        return [traffic_from_row(r) for r in await self._fetch(sql, *params)]
+
+    async def last_accepted(self, tenant_id: int, environment: Environment) -> dict[int, float]:
+        sql, params = last_accepted_sql(_dollar, tenant_id, environment)
+        return {int(r[0]): float(r[1]) for r in await self._fetch(sql, *params)}
+
+
+# Text order as Python's (code points): "last" ties and leaderboard ties are broken by
+# id, and the answer must not depend on the database's locale.
+_C = ' COLLATE "C"'
+
+
+async def _contexts(conn: Connection, flt: PointFilter) -> list[str] | None:
+    if not needs_contexts(flt):
+        return None
+    sql, params = contexts_sql(_dollar, flt.tenant_id, flt.environment)
+    return [r[0] for r in await conn.fetch(sql, *params)]
 
 
 async def _apply_batch(

@@ -30,29 +30,64 @@ from typing import Any, TypeVar
 from kpihub.domain import (
     BatchCounts,
     BatchWrite,
+    CatalogEntry,
     Client,
+    DashboardUser,
     DataPoint,
     Environment,
+    HourlyTraffic,
     Integration,
     NewClient,
+    NewDashboardUser,
+    PointFilter,
+    PointKey,
+    RankedEntry,
+    RequestDetail,
     RequestRecord,
+    RequestSummary,
     SigningKey,
+    SlotAggregate,
+    StoredPoint,
     StoredResponse,
     Tenant,
 )
 from kpihub.errors import Conflict, NotFound, StoreUnavailable
+from kpihub.storage._dashboard_sql import (
+    USER_COLUMNS,
+    detail_from_row,
+    insert_user_sql,
+    last_accepted_sql,
+    request_sql,
+    requests_sql,
+    summary_from_row,
+    traffic_from_row,
+    traffic_sql,
+    user_from_row,
+    user_values,
+)
 from kpihub.storage._sql import (
     CLIENT_COLUMNS,
     COMPARED,
     POINT_COLUMNS,
     UPSERT_CONFLICT,
     batch_values,
+    catalog_entries,
+    catalog_sql,
+    catalog_units_sql,
     client_from_row,
     client_values,
+    contexts_sql,
     insert_batch_sql,
     insert_client_sql,
     insert_record_sql,
+    leaderboard_sql,
+    needs_contexts,
+    point_from_row,
+    points_sql,
+    ranked_from_row,
     record_values,
+    slot_from_row,
+    slots_sql,
 )
 from kpihub.storage.base import RenderAck
 from kpihub.storage.urls import sqlite_path
@@ -87,6 +122,7 @@ def _qmark(_: int) -> str:
 _INSERT_BATCH = insert_batch_sql(_qmark)
 _INSERT_RECORD = insert_record_sql(_qmark)
 _INSERT_CLIENT = insert_client_sql(_qmark)
+_INSERT_USER = insert_user_sql(_qmark)
 
 
 def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
@@ -233,6 +269,8 @@ class SqliteStorage:
         self._read: sqlite3.Connection | None = None
         self._writer: _Writer | None = None
         self._checkpointer: _Checkpointer | None = None
+        # Query connections, used one per thread at a time (see ``_query``).
+        self._query_conns: list[sqlite3.Connection] = []
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -257,6 +295,8 @@ class SqliteStorage:
         if self._read is not None:
             self._read.close()
             self._read = None
+        while self._query_conns:
+            self._query_conns.pop().close()
 
     async def ping(self) -> None:
         try:
@@ -276,6 +316,30 @@ class SqliteStorage:
             raise StoreUnavailable("The store is not started.")
         result: T = await asyncio.wrap_future(self._writer.submit(job))
         return result
+
+    async def _query(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a read that may scan many rows on a worker thread, off the event loop.
+
+        Point reads stay inline (``_reader``); a query scanning thousands of rows
+        would stall every other request for its duration. Each job gets a connection
+        of its own from a small pool, so concurrent queries do not share a cursor.
+        """
+        if self._read is None:
+            raise StoreUnavailable("The store is not started.")
+        conn = (
+            self._query_conns.pop() if self._query_conns else _connect(self.path, self._synchronous)
+        )
+        try:
+            return await asyncio.to_thread(job, conn)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(
+                f"The SQLite database {self.path} cannot be read: {exc}"
+            ) from exc
+        finally:
+            if self._read is None:
+                conn.close()
+            else:
+                self._query_conns.append(conn)
 
     def _one(self, sql: str, *params: Any) -> Any:
         return self._reader().execute(sql, params).fetchone()
@@ -499,6 +563,166 @@ class SqliteStorage:
             environment.value,
         )
         return int(row[0])
+
+    # -- reads ---------------------------------------------------------------------
+
+    async def find_points(
+        self, flt: PointFilter, *, after: PointKey | None, descending: bool, limit: int
+    ) -> list[StoredPoint]:
+        def job(conn: sqlite3.Connection) -> list[StoredPoint]:
+            sql, params = points_sql(
+                _qmark,
+                flt,
+                _contexts(conn, flt),
+                after=after,
+                descending=descending,
+                limit=limit,
+            )
+            return [point_from_row(r) for r in conn.execute(sql, params)]
+
+        return await self._query(job)
+
+    async def slot_aggregates(
+        self, flt: PointFilter, *, slot: int, group_by: str | None, with_last: bool
+    ) -> list[SlotAggregate]:
+        def job(conn: sqlite3.Connection) -> list[SlotAggregate]:
+            sql, params = slots_sql(
+                _qmark,
+                flt,
+                _contexts(conn, flt),
+                slot=slot,
+                group_by=group_by,
+                with_last=with_last,
+                collate="",
+            )
+            return [slot_from_row(r) for r in conn.execute(sql, params)]
+
+        return await self._query(job)
+
+    async def leaderboard(
+        self, flt: PointFilter, *, by: str, agg: str, limit: int
+    ) -> list[RankedEntry]:
+        def job(conn: sqlite3.Connection) -> list[RankedEntry]:
+            sql, params = leaderboard_sql(
+                _qmark, flt, _contexts(conn, flt), by=by, agg=agg, limit=limit, collate=""
+            )
+            return [ranked_from_row(r, agg) for r in conn.execute(sql, params)]
+
+        return await self._query(job)
+
+    async def catalog(self, tenant_id: int, environment: Environment) -> list[CatalogEntry]:
+        def job(conn: sqlite3.Connection) -> list[CatalogEntry]:
+            sql, params = catalog_sql(_qmark, tenant_id, environment)
+            usql, uparams = catalog_units_sql(_qmark, tenant_id, environment)
+            # One read transaction: both statements see the same snapshot.
+            conn.execute("BEGIN")
+            try:
+                rows = conn.execute(sql, params).fetchall()
+                units = conn.execute(usql, uparams).fetchall()
+            finally:
+                conn.execute("COMMIT")
+            return catalog_entries(rows, units)
+
+        return await self._query(job)
+
+    # -- the dashboard -------------------------------------------------------------
+
+    async def create_user(self, new: NewDashboardUser) -> DashboardUser:
+        def job(conn: sqlite3.Connection) -> None:
+            try:
+                conn.execute(_INSERT_USER, user_values(new))
+            except sqlite3.IntegrityError as exc:
+                raise Conflict(f"A user with the email '{new.email}' already exists.") from exc
+
+        await self._write(job)
+        user = await self.get_user(new.tenant_id, new.email)
+        assert user is not None
+        return user
+
+    async def get_user(self, tenant_id: int, email: str) -> DashboardUser | None:
+        row = self._one(
+            f"SELECT {USER_COLUMNS} FROM dashboard_users WHERE tenant_id = ? AND email = ?",
+            tenant_id,
+            email,
+        )
+        return user_from_row(row) if row else None
+
+    async def get_user_by_id(self, user_pk: int) -> DashboardUser | None:
+        row = self._one(f"SELECT {USER_COLUMNS} FROM dashboard_users WHERE id = ?", user_pk)
+        return user_from_row(row) if row else None
+
+    async def list_users(self, tenant_id: int) -> list[DashboardUser]:
+        rows = self._reader().execute(
+            f"SELECT {USER_COLUMNS} FROM dashboard_users WHERE tenant_id = ? ORDER BY email",
+            (tenant_id,),
+        )
+        return [user_from_row(r) for r in rows]
+
+    async def record_login(self, user_pk: int, now: int) -> None:
+        await self._write(
+            lambda conn: conn.execute(
+                "UPDATE dashboard_users SET last_login_at = ? WHERE id = ?", (now, user_pk)
+            )
+        )
+
+    async def end_sessions(self, user_pk: int, now: int) -> None:
+        await self._write(
+            lambda conn: conn.execute(
+                "UPDATE dashboard_users SET sessions_valid_after = ? WHERE id = ?",
+                (now + 1, user_pk),
+            )
+        )
+
+    async def list_requests(
+        self,
+        tenant_id: int,
+        environment: Environment,
+        *,
+        status: int | None = None,
+        rejected: bool | None = None,
+        before: float | None = None,
+        limit: int = 100,
+    ) -> list[RequestSummary]:
+        sql, params = requests_sql(
+            _qmark,
+            tenant_id,
+            environment,
+            status=status,
+            rejected=rejected,
+            before=before,
+            limit=limit,
+        )
+        return await self._query(
+            lambda conn: [summary_from_row(r) for r in conn.execute(sql, params)]
+        )
+
+    async def get_request(self, tenant_id: int, batch_id: str) -> RequestDetail | None:
+        sql, params = request_sql(_qmark, tenant_id, batch_id)
+        row = self._one(sql, *params)
+        return detail_from_row(row) if row else None
+
+    async def hourly_traffic(
+        self, tenant_id: int, environment: Environment, since: int
+    ) -> list[HourlyTraffic]:
+        sql, params = traffic_sql(
+            _qmark, tenant_id, environment, since, "CAST(received_at AS INTEGER) / 3600 * 3600"
+        )
+        return await self._query(
+            lambda conn: [traffic_from_row(r) for r in conn.execute(sql, params)]
+        )
+
+    async def last_accepted(self, tenant_id: int, environment: Environment) -> dict[int, float]:
+        sql, params = last_accepted_sql(_qmark, tenant_id, environment)
+        return await self._query(
+            lambda conn: {int(r[0]): float(r[1]) for r in conn.execute(sql, params)}
+        )
+
+
+def _contexts(conn: sqlite3.Connection, flt: PointFilter) -> list[str] | None:
+    if not needs_contexts(flt):
+        return None
+    sql, params = contexts_sql(_qmark, flt.tenant_id, flt.environment)
+    return [r[0] for r in conn.execute(sql, params)]
 
 
 def _chunks(points: list[DataPoint]) -> list[tuple[int, int]]:
