@@ -7,9 +7,23 @@ from pathlib import Path
 import pytest
 
 from kpihub.web.passwords import verify_password
-from tests.functional.server import Kpihub
+from tests.functional.server import Kpihub, Result
 
 PASSWORD = "correct horse battery staple"
+
+
+def create_user(
+    cli: Kpihub,
+    email: str,
+    *,
+    tenant: str = "acme",
+    stdin: str = PASSWORD + "\n",
+    password_stdin: bool = True,
+    ok: bool | None = True,
+) -> Result:
+    """``kpihub user create -t TENANT --email EMAIL [--password-stdin]`` fed ``stdin``."""
+    flags = ("--password-stdin",) if password_stdin else ()
+    return cli.run("user", "create", "-t", tenant, "--email", email, *flags, stdin=stdin, ok=ok)
 
 
 @pytest.fixture
@@ -44,16 +58,7 @@ def test_user_create_stores_an_argon2id_hash(acme: Kpihub) -> None:
 
 
 def test_user_role_defaults_to_viewer_and_list_shows_users(acme: Kpihub) -> None:
-    acme.run(
-        "user",
-        "create",
-        "-t",
-        "acme",
-        "--email",
-        "val@example.com",
-        "--password-stdin",
-        stdin=PASSWORD + "\n",
-    )
+    create_user(acme, "val@example.com")
     (user,) = acme.json("user", "list", "--tenant", "acme")
     assert (user["email"], user["role"], user["last_login_at"]) == (
         "val@example.com",
@@ -65,85 +70,25 @@ def test_user_role_defaults_to_viewer_and_list_shows_users(acme: Kpihub) -> None
 
 
 def test_user_create_refuses_bad_input(acme: Kpihub) -> None:
-    short = acme.run(
-        "user",
-        "create",
-        "-t",
-        "acme",
-        "--email",
-        "a@example.com",
-        "--password-stdin",
-        stdin="short\n",
-        ok=False,
-    )
+    short = create_user(acme, "a@example.com", stdin="short\n", ok=False)
     assert "at least 12 characters" in short.stderr
-    bad_email = acme.run(
-        "user",
-        "create",
-        "-t",
-        "acme",
-        "--email",
-        "not-an-email",
-        "--password-stdin",
-        stdin=PASSWORD + "\n",
-        ok=False,
-    )
+    bad_email = create_user(acme, "not-an-email", ok=False)
     assert "email address" in bad_email.stderr
-    acme.run(
-        "user",
-        "create",
-        "-t",
-        "acme",
-        "--email",
-        "a@example.com",
-        "--password-stdin",
-        stdin=PASSWORD + "\n",
-    )
-    twice = acme.run(
-        "user",
-        "create",
-        "-t",
-        "acme",
-        "--email",
-        "A@example.com",
-        "--password-stdin",
-        stdin=PASSWORD + "\n",
-        ok=False,
-    )
+    create_user(acme, "a@example.com")
+    twice = create_user(acme, "A@example.com", ok=False)
     assert "already exists" in twice.stderr
-    nobody = acme.run(
-        "user",
-        "create",
-        "-t",
-        "nobody",
-        "--email",
-        "b@example.com",
-        "--password-stdin",
-        stdin=PASSWORD + "\n",
-        ok=False,
-    )
+    nobody = create_user(acme, "b@example.com", tenant="nobody", ok=False)
     assert "No tenant named 'nobody'" in nobody.stderr
 
 
 def test_user_create_prompts_twice_for_the_password(acme: Kpihub) -> None:
-    mismatch = acme.run(
-        "user",
-        "create",
-        "-t",
-        "acme",
-        "--email",
+    mismatch = create_user(
+        acme,
         "a@example.com",
+        password_stdin=False,
         stdin=f"{PASSWORD}\nsomething else entirely\n",
         ok=None,
     )
     assert mismatch.returncode != 0
-    acme.run(
-        "user",
-        "create",
-        "-t",
-        "acme",
-        "--email",
-        "a@example.com",
-        stdin=f"{PASSWORD}\n{PASSWORD}\n",
-    )
+    create_user(acme, "a@example.com", password_stdin=False, stdin=f"{PASSWORD}\n{PASSWORD}\n")
     assert acme.rows("SELECT email FROM dashboard_users") == [("a@example.com",)]
