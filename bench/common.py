@@ -16,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -129,6 +130,11 @@ def serve_many(env: dict[str, str], nodes: int, *extra: str) -> Iterator[list[Se
         yield [stack.enter_context(serve(env, *extra)) for _ in range(nodes)]
 
 
+def postgres_url(admin_url: str, name: str) -> str:
+    """The URL of database ``name`` on the server ``admin_url`` points to."""
+    return admin_url.rsplit("/", 1)[0] + "/" + name
+
+
 @contextlib.contextmanager
 def postgres_database(admin_url: str) -> Iterator[str]:
     """A new, empty PostgreSQL database for one bench run, dropped afterwards."""
@@ -140,17 +146,22 @@ def postgres_database(admin_url: str) -> Iterator[str]:
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield admin_url.rsplit("/", 1)[0] + "/" + name
+        yield postgres_url(admin_url, name)
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def token(port: int, tenant: Tenant) -> str:
-    body = (
-        f"grant_type=client_credentials&client_id={tenant.client_id}"
-        f"&client_secret={tenant.client_secret}"
-    ).encode()
+def token(port: int, tenant: Tenant, scope: str | None = None) -> str:
+    """An access token from the server on ``port`` for ``tenant``'s client."""
+    fields = {
+        "grant_type": "client_credentials",
+        "client_id": tenant.client_id,
+        "client_secret": tenant.client_secret,
+    }
+    if scope is not None:
+        fields["scope"] = scope
+    body = urllib.parse.urlencode(fields).encode()
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/oauth/token",
         data=body,

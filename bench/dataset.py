@@ -44,7 +44,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.common import Tenant, cli, kpihub_env, setup_tenant
+from bench.common import Tenant, cli, kpihub_env, postgres_url, setup_tenant
 
 GENERATOR_VERSION = 1
 DATA_DIR = Path(__file__).with_name(".data")
@@ -316,14 +316,10 @@ def _workdir(spec: Spec, backend: str) -> Path:
     return DATA_DIR / f"{backend}-{spec.key()}"
 
 
-def _postgres_url(admin_url: str, name: str) -> str:
-    return admin_url.rsplit("/", 1)[0] + "/" + name
-
-
 def _database_url(spec: Spec, backend: str, admin_url: str) -> str:
     if backend == "sqlite":
         return f"sqlite:///{(_workdir(spec, backend) / 'kpihub.db').resolve()}"
-    return _postgres_url(admin_url, database_name(spec))
+    return postgres_url(admin_url, database_name(spec))
 
 
 def cached(spec: Spec, backend: str, admin_url: str = DEFAULT_ADMIN_URL) -> Dataset | None:

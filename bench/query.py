@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bench.common import Tenant, exchange, median, serve
+from bench.common import Tenant, exchange, median, serve, token
 from bench.dataset import (
     KPIS,
     Dataset,
@@ -129,28 +129,6 @@ def cases(spec: Spec, count: int) -> list[Case]:
 
 
 # -- the API over HTTP ---------------------------------------------------------------
-
-
-def read_token(port: int, tenant: Tenant) -> str:
-    body = urllib.parse.urlencode(
-        {
-            "grant_type": "client_credentials",
-            "client_id": tenant.client_id,
-            "client_secret": tenant.client_secret,
-            "scope": "kpi:read",
-        }
-    ).encode()
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/oauth/token",
-        data=body,
-        headers={
-            "Host": f"{tenant.name}.localhost",
-            "Content-Type": "application/x-www-form-urlencoded",
-        },
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        value: str = json.load(response)["access_token"]
-        return value
 
 
 def get_request(tenant: Tenant, access_token: str, query: str, params: dict[str, str]) -> bytes:
@@ -381,7 +359,7 @@ def run(backend: str, spec: Spec, args: argparse.Namespace) -> list[str]:
     dataset = ensure(spec, backend, fresh=args.fresh, admin_url=args.postgres_url)
     describe(dataset)
     with serve(dataset.env) as server:
-        access = read_token(server.port, dataset.tenant)
+        access = token(server.port, dataset.tenant, scope="kpi:read")
         timings = asyncio.run(measure(dataset, server.port, access, args))
     lines = report(backend, timings)
     for line in lines:

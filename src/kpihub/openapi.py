@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from kpihub import __version__
 from kpihub.http.responses import JsonResponse
+from kpihub.query.points import POINT_FIELDS
 from kpihub.settings import SUPPORTED_API_VERSIONS
 
 _ID = {"oneOf": [{"type": "string", "minLength": 1, "maxLength": 255}, {"type": "integer"}]}
@@ -95,20 +96,7 @@ _SCHEMAS: dict[str, Any] = {
             "date_from": _NULLABLE_INT,
             "date_to": _NULLABLE_INT,
         },
-        "required": [
-            "id",
-            "type",
-            "context",
-            "kpi",
-            "object_type",
-            "value",
-            "units",
-            "user_id",
-            "location_id",
-            "timestamp",
-            "date_from",
-            "date_to",
-        ],
+        "required": list(POINT_FIELDS),
     },
     "PointPage": {
         "type": "object",

@@ -7,7 +7,8 @@ The database is whatever ``settings.database_url`` names (SQLite or PostgreSQL);
 from __future__ import annotations
 
 import copy
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -15,11 +16,14 @@ import httpx
 from starlette.testclient import TestClient
 
 from kpihub import admin
+from kpihub.app import create_app
 from kpihub.domain import Environment
 from kpihub.examples import article_example
 from kpihub.services import Services
+from kpihub.settings import Settings
 from kpihub.storage import Storage
 from tests import databases
+from tests.batches import one_element_batch
 
 T = TypeVar("T")
 
@@ -145,3 +149,24 @@ def example_body(identifier: str = INTEGRATION) -> dict[str, Any]:
     body = copy.deepcopy(article_example())
     body["type"] = identifier
     return body
+
+
+def one_element(**element: Any) -> dict[str, Any]:
+    """A valid one-element batch for ``INTEGRATION``; keyword arguments replace element
+    fields (None drops)."""
+    return one_element_batch(INTEGRATION, "123", **element)
+
+
+@contextmanager
+def open_harness(
+    settings: Settings, *, tenant: bool = True, integration: bool = True
+) -> Iterator[Harness]:
+    """A harness on a fresh app for ``http://acme.localhost``; ``tenant`` creates the
+    tenant, ``integration`` (with it) its integration."""
+    with TestClient(create_app(settings), base_url=f"http://{TENANT}.localhost") as client:
+        h = Harness(client)
+        if tenant:
+            h.tenant()
+            if integration:
+                h.integration()
+        yield h

@@ -6,20 +6,14 @@ import csv
 import json
 import re
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.functional.server import Kpihub, ServerProcess, kpihub_command
+from tests.functional import server
+from tests.functional.server import Creds, Kpihub, ServerProcess, kpihub_command
 
 TENANT = "acme"
 INTEGRATION = "acme-pos"
-
-
-@dataclass(frozen=True)
-class Creds:
-    client_id: str
-    client_secret: str
 
 
 def setup_tenant(cli: Kpihub) -> None:
@@ -27,11 +21,15 @@ def setup_tenant(cli: Kpihub) -> None:
     cli.run("integration", "create", "--tenant", TENANT, INTEGRATION)
 
 
+def push_cli(directory: Path) -> Kpihub:
+    """A SQLite ``kpihub`` in ``directory`` with TENANT and INTEGRATION, 600 requests/min."""
+    cli = Kpihub(directory, rate_limit="600", sqlite_synchronous="normal")
+    setup_tenant(cli)
+    return cli
+
+
 def new_client(cli: Kpihub, *args: str) -> Creds:
-    made = cli.json(
-        "client", "create", "--tenant", TENANT, "--env", "testing", "--name", "pos", *args
-    )
-    return Creds(made["client_id"], made["client_secret"])
+    return server.new_client(cli, TENANT, *args)
 
 
 def url(server: ServerProcess, tenant: str = TENANT) -> str:

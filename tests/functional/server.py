@@ -257,9 +257,9 @@ def new_client(cli: Kpihub, tenant: str, *options: str, env: str = "testing") ->
     return Creds(made["client_id"], made["client_secret"])
 
 
-def get_token(http: httpx.Client, creds: Creds) -> str:
-    """An access token from ``/oauth/token`` of the server ``http`` talks to."""
-    response = http.post(
+def token_response(http: httpx.Client, creds: Creds) -> httpx.Response:
+    """The answer of ``/oauth/token`` of the server ``http`` talks to, for ``creds``."""
+    return http.post(
         "/oauth/token",
         data={
             "grant_type": "client_credentials",
@@ -267,6 +267,11 @@ def get_token(http: httpx.Client, creds: Creds) -> str:
             "client_secret": creds.client_secret,
         },
     )
+
+
+def get_token(http: httpx.Client, creds: Creds) -> str:
+    """An access token from ``/oauth/token`` of the server ``http`` talks to."""
+    response = token_response(http, creds)
     assert response.status_code == 200, response.text
     token: str = response.json()["access_token"]
     return token

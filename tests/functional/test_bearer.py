@@ -14,12 +14,10 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from starlette.testclient import TestClient
 
 from kpihub import admin
-from kpihub.app import create_app
 from kpihub.domain import Environment, SigningKey
-from tests.functional.conftest import make_settings
+from tests.functional.conftest import app_on
 from tests.functional.harness import Credentials, Harness, example_body
 
 ISSUER = "http://acme.localhost"
@@ -296,11 +294,7 @@ def test_testing_token_writes_only_testing_data(harness: Harness) -> None:
 
 @pytest.fixture
 def strict(tmp_path: Path, database_url: str) -> Iterator[Harness]:
-    settings = make_settings(tmp_path, database_url=database_url, auth_failure_limit_per_address=3)
-    with TestClient(create_app(settings), base_url="http://acme.localhost") as client:
-        h = Harness(client)
-        h.tenant()
-        h.integration()
+    with app_on(tmp_path, database_url, auth_failure_limit_per_address=3) as h:
         yield h
 
 

@@ -6,7 +6,6 @@ import asyncio
 import copy
 import subprocess
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,8 +18,8 @@ from kpihub.client import (
     ValidationError,
 )
 from kpihub.examples import article_example
-from tests.functional.pushing import INTEGRATION, Creds, new_client, setup_tenant, stored, url
-from tests.functional.server import Kpihub, ServerProcess
+from tests.functional.pushing import INTEGRATION, new_client, push_cli, stored, url
+from tests.functional.server import Creds, Kpihub, ServerProcess
 
 pytestmark = pytest.mark.slow
 
@@ -39,18 +38,7 @@ SERVER_ONLY = (
 
 @pytest.fixture(scope="module")
 def cli(tmp_path_factory: pytest.TempPathFactory) -> Kpihub:
-    cli = Kpihub(tmp_path_factory.mktemp("sdk"), rate_limit="600", sqlite_synchronous="normal")
-    setup_tenant(cli)
-    return cli
-
-
-@pytest.fixture(scope="module")
-def server(cli: Kpihub) -> Iterator[ServerProcess]:
-    process = cli.server()
-    try:
-        yield process.start()
-    finally:
-        process.kill()
+    return push_cli(tmp_path_factory.mktemp("sdk"))
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from kpihub.domain import Environment
-from tests.functional.harness import INTEGRATION, Credentials, Harness, example_body
+from tests.functional.harness import INTEGRATION, Credentials, Harness, example_body, one_element
 
 ARTICLE_EPOCH_UTC = 1568120963  # "2019-09-10 13:09:23" in UTC
 ARTICLE_EPOCH_CPH = 1568113763  # the same wall clock in Europe/Copenhagen (CEST, +02:00)
@@ -41,24 +41,6 @@ def stored_types(harness: Harness, *columns: str) -> set[tuple[type, ...]]:
     """
     found = harness.rows(f"SELECT {', '.join(columns)} FROM data_points")
     return {tuple(type(v) for v in row) for row in found}
-
-
-def one_element(**element: Any) -> dict[str, Any]:
-    """A valid one-element batch; keyword arguments replace element fields."""
-    el: dict[str, Any] = {
-        "id": 1,
-        "kpi": "points",
-        "object_type": "number",
-        "value": "100",
-        "timestamp": "2019-09-10 13:09:23",
-        **element,
-    }
-    return {
-        "type": INTEGRATION,
-        "version": "1.0.0",
-        "context": "sales",
-        "data": [{"user_id": "123", "elements": [el]}],
-    }
 
 
 def ok(response: Any) -> dict[str, Any]:

@@ -9,12 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
-from starlette.testclient import TestClient
 
-from kpihub.app import create_app
 from kpihub.settings import Settings
 from tests.functional.conftest import make_settings
-from tests.functional.harness import INTEGRATION, Harness, example_body
+from tests.functional.harness import Harness, example_body, one_element, open_harness
 
 E0 = "data.0.elements.0"
 
@@ -30,10 +28,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory, module_database_url: str)
 
 @pytest.fixture(scope="module")
 def harness(settings: Settings) -> Iterator[Harness]:
-    with TestClient(create_app(settings), base_url="http://acme.localhost") as client:
-        h = Harness(client)
-        h.tenant()
-        h.integration()
+    with open_harness(settings) as h:
         yield h
 
 
@@ -53,28 +48,6 @@ def seeded(harness: Harness, token: str) -> None:
 def stored_points(harness: Harness) -> int:
     count: int = harness.scalar("SELECT COUNT(*) FROM data_points")
     return count
-
-
-def one_element(**element: Any) -> dict[str, Any]:
-    """A valid one-element batch; keyword arguments replace element fields (None drops)."""
-    el: dict[str, Any] = {
-        "id": 1,
-        "kpi": "points",
-        "object_type": "number",
-        "value": "100",
-        "timestamp": "2019-09-10 13:09:23",
-    }
-    for key, value in element.items():
-        if value is None:
-            el.pop(key, None)
-        else:
-            el[key] = value
-    return {
-        "type": INTEGRATION,
-        "version": "1.0.0",
-        "context": "sales",
-        "data": [{"user_id": "123", "elements": [el]}],
-    }
 
 
 def rejected(harness: Harness, token: str, body: Any) -> tuple[str, dict[str, list[str]]]:

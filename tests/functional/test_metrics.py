@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from starlette.testclient import TestClient
 
-from kpihub.app import create_app
 from kpihub.settings import Settings
-from tests.functional.conftest import make_settings
+from tests.functional.conftest import app_on, make_settings
 from tests.functional.harness import Harness, example_body
 from tests.redis_server import DEAD_REDIS_URL
 
@@ -25,20 +21,6 @@ def settings(tmp_path: Path, database_url: str, redis_url: str, prefix: str) -> 
     return make_settings(
         tmp_path, database_url=database_url, redis_url=redis_url, redis_key_prefix=prefix
     )
-
-
-@contextmanager
-def app_on(
-    tmp_path: Path, database_url: str, *, setup: bool = True, **overrides: object
-) -> Iterator[Harness]:
-    """Another real app (node); ``setup`` creates the tenant and integration."""
-    settings = make_settings(tmp_path, database_url=database_url, **overrides)
-    with TestClient(create_app(settings), base_url="http://acme.localhost") as client:
-        h = Harness(client)
-        if setup:
-            h.tenant()
-            h.integration()
-        yield h
 
 
 def scrape(h: Harness) -> tuple[str, dict[tuple[str, frozenset[tuple[str, str]]], float]]:
@@ -113,7 +95,7 @@ def test_two_nodes_share_a_client_budget(
     with app_on(
         tmp_path,
         database_url,
-        setup=False,
+        tenant=False,
         redis_url=settings.redis_url,
         redis_key_prefix=settings.redis_key_prefix,
     ) as b:
@@ -164,7 +146,7 @@ def test_redis_down_with_closed_policy_answers_503(
     with app_on(
         tmp_path,
         database_url,
-        setup=False,
+        tenant=False,
         redis_url=DEAD_REDIS_URL,
         redis_key_prefix=prefix,
         redis_failure_policy="closed",

@@ -13,12 +13,10 @@ from urllib.parse import urlencode
 import httpx
 import jwt
 import pytest
-from starlette.testclient import TestClient
 
 from kpihub import admin
-from kpihub.app import create_app
 from kpihub.domain import Environment
-from tests.functional.conftest import make_settings
+from tests.functional.conftest import app_on
 from tests.functional.harness import Credentials, Harness
 
 TOKEN_URL = "http://acme.localhost/oauth/token"
@@ -344,10 +342,7 @@ def test_secret_rotation(harness: Harness, creds: Credentials) -> None:
 
 @pytest.fixture
 def throttled(tmp_path: Path, database_url: str) -> Iterator[Harness]:
-    settings = make_settings(tmp_path, database_url=database_url, token_rate_limit_per_client=3)
-    with TestClient(create_app(settings), base_url="http://acme.localhost") as client:
-        h = Harness(client)
-        h.tenant()
+    with app_on(tmp_path, database_url, integration=False, token_rate_limit_per_client=3) as h:
         yield h
 
 

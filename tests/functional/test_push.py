@@ -11,7 +11,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -21,11 +20,11 @@ from kpihub.client import token_claims
 from tests.functional.pushing import (
     INTEGRATION,
     TENANT,
-    Creds,
     accepted_batches,
     connection,
     expected_sum,
     new_client,
+    push_cli,
     run,
     served_429s,
     setup_tenant,
@@ -34,7 +33,7 @@ from tests.functional.pushing import (
     url,
     write_csv,
 )
-from tests.functional.server import Kpihub, ServerProcess, kpihub_command
+from tests.functional.server import Creds, Kpihub, ServerProcess, kpihub_command
 
 pytestmark = pytest.mark.slow
 
@@ -43,25 +42,7 @@ HEADER = ["--type", INTEGRATION, "--version", "1.0.0"]
 
 @pytest.fixture(scope="module")
 def cli(tmp_path_factory: pytest.TempPathFactory) -> Kpihub:
-    cli = Kpihub(tmp_path_factory.mktemp("push"), rate_limit="600", sqlite_synchronous="normal")
-    setup_tenant(cli)
-    return cli
-
-
-@pytest.fixture(scope="module")
-def server(cli: Kpihub) -> Iterator[ServerProcess]:
-    process = cli.server()
-    try:
-        yield process.start()
-    finally:
-        process.kill()
-
-
-@pytest.fixture
-def live(server: ServerProcess) -> ServerProcess:
-    if server.proc is None or server.proc.poll() is not None:
-        server.start()
-    return server
+    return push_cli(tmp_path_factory.mktemp("push"))
 
 
 @pytest.fixture(scope="module")

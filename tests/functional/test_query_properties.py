@@ -20,11 +20,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from starlette.testclient import TestClient
 
-from kpihub.app import create_app
+from tests.calendar import calendar_unit
 from tests.functional.conftest import make_settings
-from tests.functional.harness import Harness
+from tests.functional.harness import Harness, open_harness
 from tests.functional.query_support import element, get, ok, push
 
 START = int(datetime(2024, 2, 20, tzinfo=UTC).timestamp())
@@ -86,8 +85,8 @@ def points(draw: st.DrawFn) -> list[Point]:
 @pytest.fixture(scope="module")
 def app(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     settings_ = make_settings(tmp_path_factory.mktemp("props"), database_url=module_database_url)
-    with TestClient(create_app(settings_), base_url="http://acme.localhost") as client:
-        yield Harness(client)
+    with open_harness(settings_, tenant=False) as h:
+        yield h
 
 
 def load(h: Harness, data: list[Point]) -> tuple[str, str]:
@@ -110,18 +109,6 @@ def load(h: Harness, data: list[Point]) -> tuple[str, str]:
 # -- the plain computation -------------------------------------------------------------
 
 
-def unit(epoch: int, interval: str, zone: ZoneInfo) -> tuple[Any, ...]:
-    """The calendar unit of an instant: what a bucket stands for."""
-    wall = datetime.fromtimestamp(epoch, zone)
-    if interval == "hour":
-        return (wall.date(), wall.hour, wall.utcoffset())
-    if interval == "day":
-        return (wall.date(),)
-    if interval == "week":
-        return tuple(wall.isocalendar()[:2])
-    return (wall.year, wall.month)
-
-
 def aggregate(agg: str, ps: list[Point]) -> float | int:
     values = [p.value for p in ps]
     if agg == "sum":
@@ -140,16 +127,16 @@ def aggregate(agg: str, ps: list[Point]) -> float | int:
 def check_series(answer: dict[str, Any], data: list[Point], q: dict[str, Any]) -> None:
     zone = ZoneInfo(q["tz"])
     interval, start, end = q["interval"], q["from"], q["to"]
-    first, last = unit(start, interval, zone), unit(end - 1, interval, zone)
+    first, last = calendar_unit(start, interval, zone), calendar_unit(end - 1, interval, zone)
 
     def selected(p: Point) -> bool:
-        in_range = start <= p.ts < end or unit(p.ts, interval, zone) in (first, last)
+        in_range = start <= p.ts < end or calendar_unit(p.ts, interval, zone) in (first, last)
         return in_range and p.kpi in q["kpi"]
 
     expected: dict[Any, dict[Any, list[Point]]] = {}
     for p in filter(selected, data):
         group = getattr(p, q["group_by"]) if q.get("group_by") else None
-        expected.setdefault(group, {}).setdefault(unit(p.ts, interval, zone), []).append(p)
+        expected.setdefault(group, {}).setdefault(calendar_unit(p.ts, interval, zone), []).append(p)
 
     got_groups = [s["group"] for s in answer["series"]]
     if q.get("group_by"):
@@ -164,15 +151,15 @@ def check_series(answer: dict[str, Any], data: list[Point], q: dict[str, Any]) -
         want = expected[group]
         buckets = s["buckets"]
         for b in buckets:  # each bucket is exactly one calendar unit
-            key = unit(b["start"], interval, zone)
-            assert unit(b["end"] - 1, interval, zone) == key
-            assert unit(b["start"] - 1, interval, zone) != key
-            assert unit(b["end"], interval, zone) != key
+            key = calendar_unit(b["start"], interval, zone)
+            assert calendar_unit(b["end"] - 1, interval, zone) == key
+            assert calendar_unit(b["start"] - 1, interval, zone) != key
+            assert calendar_unit(b["end"], interval, zone) != key
         if q.get("fill") != "none":  # contiguous, and covering the range
             assert buckets[0]["start"] <= start and buckets[-1]["end"] >= end
             assert buckets[0]["start"] == answer["from"] and buckets[-1]["end"] == answer["to"]
             assert all(a["end"] == b["start"] for a, b in itertools.pairwise(buckets))
-        got = {unit(b["start"], interval, zone): b for b in buckets if b["count"]}
+        got = {calendar_unit(b["start"], interval, zone): b for b in buckets if b["count"]}
         assert set(got) == set(want)
         for key, ps in want.items():
             assert got[key]["count"] == len(ps)

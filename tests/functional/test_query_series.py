@@ -17,6 +17,14 @@ def local(*wall: int, zone: ZoneInfo = CPH) -> int:
     return int(datetime(*wall, tzinfo=zone).timestamp())  # type: ignore[arg-type,misc]
 
 
+def points_series(
+    harness: Harness, token: str, tz: str, start: int, end: int, interval: str = "day"
+) -> dict[str, Any]:
+    """``GET /series`` of KPI ``points`` per ``interval`` in ``tz`` from ``start`` to ``end``."""
+    params = {"kpi": "points", "interval": interval, "tz": tz, "from": start, "to": end}
+    return ok(get(harness, token, "/series", params))
+
+
 def test_daily_sums_across_the_spring_change(harness: Harness, token: str) -> None:
     # 2024-03-31 in Copenhagen has 23 hours.
     push(
@@ -29,19 +37,8 @@ def test_daily_sums_across_the_spring_change(harness: Harness, token: str) -> No
             element("d", local(2024, 4, 1, 0, 0), 4),
         ],
     )
-    body = ok(
-        get(
-            harness,
-            token,
-            "/series",
-            {
-                "kpi": "points",
-                "interval": "day",
-                "tz": "Europe/Copenhagen",
-                "from": local(2024, 3, 30, 12),
-                "to": local(2024, 4, 1, 1),
-            },
-        )
+    body = points_series(
+        harness, token, "Europe/Copenhagen", local(2024, 3, 30, 12), local(2024, 4, 1, 1)
     )
     assert body["agg"] == "sum" and body["interval"] == "day"
     assert body["tz"] == "Europe/Copenhagen"
@@ -147,19 +144,13 @@ def test_hourly_buckets_on_the_autumn_change(harness: Harness, token: str) -> No
     # 2024-10-27: 02:00-03:00 happens twice in Copenhagen, as two one-hour buckets.
     first_two = local(2024, 10, 27, 2, 30)  # CEST
     push(harness, token, [element("a", first_two, 1), element("b", first_two + H, 2)])
-    body = ok(
-        get(
-            harness,
-            token,
-            "/series",
-            {
-                "kpi": "points",
-                "interval": "hour",
-                "tz": "Europe/Copenhagen",
-                "from": local(2024, 10, 27),
-                "to": local(2024, 10, 28),
-            },
-        )
+    body = points_series(
+        harness,
+        token,
+        "Europe/Copenhagen",
+        local(2024, 10, 27),
+        local(2024, 10, 28),
+        interval="hour",
     )
     buckets = body["series"][0]["buckets"]
     assert len(buckets) == 25
@@ -170,20 +161,7 @@ def test_kathmandu_quarter_hour_offset(harness: Harness, token: str) -> None:
     ktm = ZoneInfo("Asia/Kathmandu")
     t = local(2024, 6, 1, 0, 0, zone=ktm)  # 18:15 UTC the day before
     push(harness, token, [element("a", t - 1, 1), element("b", t, 2)])
-    body = ok(
-        get(
-            harness,
-            token,
-            "/series",
-            {
-                "kpi": "points",
-                "interval": "day",
-                "tz": "Asia/Kathmandu",
-                "from": t - 1,
-                "to": t + 1,
-            },
-        )
-    )
+    body = points_series(harness, token, "Asia/Kathmandu", t - 1, t + 1)
     assert [b["value"] for b in body["series"][0]["buckets"]] == [1.0, 2.0]
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,14 @@ import httpx
 import pytest
 
 from kpihub.examples import article_example
-from tests.functional.server import Creds, Kpihub, ServerProcess, get_token, new_client
+from tests.functional.server import (
+    Creds,
+    Kpihub,
+    ServerProcess,
+    get_token,
+    new_client,
+    token_response,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -30,24 +36,6 @@ def cli(tmp_path_factory: pytest.TempPathFactory, module_database_url: str) -> K
     cli.run("tenant", "create", TENANT)
     cli.run("integration", "create", "--tenant", TENANT, INTEGRATION)
     return cli
-
-
-@pytest.fixture(scope="module")
-def server(cli: Kpihub) -> Iterator[ServerProcess]:
-    """One server for the module; tests may restart or kill it, but leave it running."""
-    process = cli.server()
-    try:
-        yield process.start()
-    finally:
-        process.kill()
-
-
-@pytest.fixture
-def live(server: ServerProcess) -> ServerProcess:
-    """The shared server, started again if an earlier test left it stopped."""
-    if server.proc is None or server.proc.poll() is not None:
-        server.start()
-    return server
 
 
 def article_body(context: str) -> dict[str, Any]:
@@ -133,14 +121,7 @@ def test_revoking_from_the_cli_stops_a_running_servers_tokens(
         assert "revoked" in refused.json()["message"]
 
         # Nor can the revoked client get a new token.
-        again = http.post(
-            "/oauth/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": creds.client_id,
-                "client_secret": creds.client_secret,
-            },
-        )
+        again = token_response(http, creds)
         assert again.status_code == 401
         assert again.json()["error"] == "invalid_client"
 
@@ -155,14 +136,7 @@ def test_a_rotated_secret_works_at_once_on_the_running_server(
         get_token(http, creds)  # the old secret, still valid during rotation
         get_token(http, new)
         cli.run("client", "retire-old-secret", creds.client_id)
-        refused = http.post(
-            "/oauth/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": creds.client_id,
-                "client_secret": creds.client_secret,
-            },
-        )
+        refused = token_response(http, creds)
         assert refused.status_code == 401
         get_token(http, new)
 

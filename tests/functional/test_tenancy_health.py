@@ -11,10 +11,8 @@ import httpx
 import pytest
 from openapi_spec_validator import validate
 from starlette.routing import Route
-from starlette.testclient import TestClient
 
-from kpihub.app import create_app
-from tests.functional.conftest import make_settings
+from tests.functional.conftest import app_on
 from tests.functional.harness import Credentials, Harness, example_body
 
 
@@ -84,11 +82,7 @@ def test_forwarded_host_is_ignored_by_default(harness: Harness, creds: Credentia
 
 @pytest.fixture
 def behind_proxy(tmp_path: Path, database_url: str) -> Iterator[Harness]:
-    settings = make_settings(tmp_path, database_url=database_url, trust_forwarded_headers=True)
-    with TestClient(create_app(settings), base_url="http://acme.localhost") as client:
-        h = Harness(client)
-        h.tenant()
-        h.integration()
+    with app_on(tmp_path, database_url, trust_forwarded_headers=True) as h:
         yield h
 
 

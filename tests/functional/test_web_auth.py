@@ -7,12 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from starlette.testclient import TestClient
 
-from kpihub.app import create_app
 from kpihub.domain import Role
 from kpihub.web.passwords import hash_password, verify_password
-from tests.functional.conftest import make_settings
+from tests.functional.conftest import app_on
 from tests.functional.harness import Harness, example_body
 from tests.functional.web_support import (
     PASSWORD,
@@ -79,27 +77,34 @@ def test_wrong_password_and_unknown_email_get_the_same_answer(harness: Harness) 
 def test_an_unknown_email_costs_an_argon2_verification() -> None:
     import time
 
+    from argon2 import extract_parameters
+
+    from kpihub.web import passwords
+
     real = hash_password(PASSWORD)
+    # The cost of a verification is set by the hash's parameters: the dummy checked for
+    # unknown emails must carry exactly the parameters real hashes get.
+    assert extract_parameters(passwords._dummy_hash()) == extract_parameters(real)
+    # ... and no password ever signs in through it, not even the dummy's own.
+    assert verify_password(None, "kpihub: no user has this password") is False
 
     def cost(password_hash: str | None) -> float:
         best = float("inf")
-        for _ in range(3):
+        for _ in range(5):
             started = time.perf_counter()
             assert verify_password(password_hash, "wrong password!") is False
             best = min(best, time.perf_counter() - started)
         return best
 
-    verify_password(None, "warm up the dummy hash")
-    assert cost(None) > 0.5 * cost(real)
+    # A loose bound, so a busy machine cannot fail it: an unknown email is not the
+    # near-free path (microseconds) it would be without the dummy verification.
+    assert cost(None) > 0.25 * cost(real)
 
 
 def test_sign_in_is_throttled_per_account(tmp_path: Path, database_url: str) -> None:
-    settings = make_settings(
-        tmp_path, database_url=database_url, dashboard_login_failures_per_account=3
-    )
-    with TestClient(create_app(settings), base_url=ACME) as client:
-        h = Harness(client)
-        h.tenant()
+    with app_on(
+        tmp_path, database_url, integration=False, dashboard_login_failures_per_account=3
+    ) as h:
         add_user(h, "ada@example.com")
         for _ in range(3):
             assert login_response(h, "ada@example.com", "wrong password!!").status_code == 401
@@ -114,12 +119,9 @@ def test_sign_in_is_throttled_per_account(tmp_path: Path, database_url: str) -> 
 
 
 def test_sign_in_is_throttled_per_address(tmp_path: Path, database_url: str) -> None:
-    settings = make_settings(
-        tmp_path, database_url=database_url, dashboard_login_limit_per_address=2
-    )
-    with TestClient(create_app(settings), base_url=ACME) as client:
-        h = Harness(client)
-        h.tenant()
+    with app_on(
+        tmp_path, database_url, integration=False, dashboard_login_limit_per_address=2
+    ) as h:
         assert login_response(h, "a@example.com", "wrong password!!").status_code == 401
         assert login_response(h, "b@example.com", "wrong password!!").status_code == 401
         assert login_response(h, "c@example.com", "wrong password!!").status_code == 429
@@ -296,10 +298,7 @@ def test_the_debugger_shows_a_rejected_request_with_its_errors(
 
 @pytest.fixture
 def behind_https_proxy(tmp_path: Path, database_url: str) -> Iterator[Harness]:
-    settings = make_settings(tmp_path, database_url=database_url, trust_forwarded_headers=True)
-    with TestClient(create_app(settings), base_url=ACME) as client:
-        h = Harness(client)
-        h.tenant()
+    with app_on(tmp_path, database_url, integration=False, trust_forwarded_headers=True) as h:
         yield h
 
 

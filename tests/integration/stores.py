@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from kpihub.domain import BatchCounts, BatchWrite, Client, DataPoint, ParsedBatch, Tenant
+from kpihub.storage import Storage
 
 RECEIVED_AT = 1_700_000_000.0
 
@@ -39,3 +42,22 @@ def write(
 
 def render(counts: BatchCounts) -> bytes:
     return f"{counts.received}/{counts.created}/{counts.updated}/{counts.unchanged}".encode()
+
+
+async def update_same_elements(store: Storage, tenant: Tenant, client: Client) -> list[BatchCounts]:
+    """Batches b0..b19, sent at once, each writing elements 0-9 with value n.
+
+    Asserts each element is created once and written by every batch; returns the
+    counts of the batches that answered.
+    """
+    ids = [str(i) for i in range(10)]
+    results = await asyncio.gather(
+        *(
+            store.ingest(write(tenant, client, f"b{n}", ids, value=float(n)), render)
+            for n in range(20)
+        )
+    )
+    counts = [r[0] for r in results if r is not None]
+    assert sum(c.created for c in counts) == 10
+    assert sum(c.created + c.updated for c in counts) == 10 * 20
+    return counts

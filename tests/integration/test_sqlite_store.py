@@ -18,7 +18,7 @@ from kpihub.domain import BatchCounts, Client, Environment, Tenant
 from kpihub.errors import StoreUnavailable
 from kpihub.storage.migrate import upgrade
 from kpihub.storage.sqlite import SqliteStorage
-from tests.integration.stores import render, write
+from tests.integration.stores import render, update_same_elements, write
 
 pytestmark = pytest.mark.anyio
 
@@ -100,16 +100,7 @@ async def test_concurrent_batches_commit_as_one_group(
 async def test_concurrent_updates_apply_in_queue_order(
     store: SqliteStorage, tenant: Tenant, client: Client
 ) -> None:
-    ids = [str(i) for i in range(10)]
-    results = await asyncio.gather(
-        *(
-            store.ingest(write(tenant, client, f"b{n}", ids, value=float(n)), render)
-            for n in range(20)
-        )
-    )
-    counts = [r[0] for r in results if r is not None]
-    assert sum(c.created for c in counts) == 10
-    assert sum(c.created + c.updated for c in counts) == 10 * 20
+    await update_same_elements(store, tenant, client)
     # The last batch queued is the last applied (one writer, in queue order).
     assert rows(store, "SELECT DISTINCT value FROM data_points") == [(19.0,)]
 

@@ -11,6 +11,7 @@ import random
 import sqlite3
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import asyncpg
 import pytest
@@ -29,7 +30,7 @@ from kpihub.settings import Settings
 from kpihub.storage import Storage, open_storage
 from kpihub.storage.migrate import upgrade
 from tests import databases
-from tests.integration.stores import RECEIVED_AT, render, write
+from tests.integration.stores import RECEIVED_AT, render, update_same_elements, write
 
 pytestmark = pytest.mark.anyio
 
@@ -44,25 +45,27 @@ def url(database_url: str) -> str:
     return database_url
 
 
-@pytest.fixture
-async def store(url: str) -> AsyncIterator[Storage]:
+@asynccontextmanager
+async def started_store(url: str) -> AsyncIterator[Storage]:
     storage = open_store(url)
     await storage.start()
     try:
         yield storage
     finally:
         await storage.close()
+
+
+@pytest.fixture
+async def store(url: str) -> AsyncIterator[Storage]:
+    async with started_store(url) as storage:
+        yield storage
 
 
 @pytest.fixture
 async def other_node(url: str) -> AsyncIterator[Storage]:
     """A second store on the same database, as another server process would have."""
-    storage = open_store(url)
-    await storage.start()
-    try:
+    async with started_store(url) as storage:
         yield storage
-    finally:
-        await storage.close()
 
 
 def rows(url: str, sql: str, *params: object) -> list[tuple[object, ...]]:
@@ -96,17 +99,8 @@ async def test_concurrent_batches_all_commit(
 async def test_concurrent_updates_of_the_same_elements_count_once_each(
     url: str, store: Storage, tenant: Tenant, client: Client
 ) -> None:
-    ids = [str(i) for i in range(10)]
-    results = await asyncio.gather(
-        *(
-            store.ingest(write(tenant, client, f"b{n}", ids, value=float(n)), render)
-            for n in range(20)
-        )
-    )
-    counts = [r[0] for r in results if r is not None]
+    counts = await update_same_elements(store, tenant, client)
     assert len(counts) == 20
-    assert sum(c.created for c in counts) == 10
-    assert sum(c.created + c.updated for c in counts) == 10 * 20
     # Whole batches, never a mix: every element holds the value of the same batch.
     (values,) = rows(url, "SELECT COUNT(DISTINCT value), MIN(value) FROM data_points")
     assert values[0] == 1 and values[1] in {float(n) for n in range(20)}

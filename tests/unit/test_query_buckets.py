@@ -17,6 +17,7 @@ from kpihub.query.buckets import (
     bucket_start,
     next_bucket,
 )
+from tests.calendar import calendar_unit
 
 CPH = ZoneInfo("Europe/Copenhagen")
 NYC = ZoneInfo("America/New_York")
@@ -159,18 +160,6 @@ def test_more_buckets_than_the_limit_is_refused() -> None:
 # -- every instant is in the bucket of its local calendar unit -------------------------
 
 
-def _unit(epoch: int, interval: str, zone: ZoneInfo) -> tuple[object, ...]:
-    """The bucket an instant belongs to, computed directly from its local wall clock."""
-    wall = datetime.fromtimestamp(epoch, zone)
-    if interval == "hour":
-        return (wall.date(), wall.hour, wall.utcoffset())
-    if interval == "day":
-        return (wall.date(),)
-    if interval == "week":
-        return wall.isocalendar()[:2]
-    return (wall.year, wall.month)
-
-
 @settings(max_examples=400, deadline=None)
 @given(
     epoch=st.integers(min_value=utc(1990, 1, 1), max_value=utc(2037, 1, 1)),
@@ -183,8 +172,8 @@ def test_bucket_holds_exactly_the_instants_of_one_local_unit(
     start = bucket_start(epoch, interval, zone)
     end = next_bucket(start, interval, zone)
     assert start <= epoch < end
-    unit = _unit(epoch, interval, zone)
-    assert _unit(start, interval, zone) == unit
-    assert _unit(end - 1, interval, zone) == unit
-    assert _unit(start - 1, interval, zone) != unit
-    assert _unit(end, interval, zone) != unit
+    unit = calendar_unit(epoch, interval, zone)
+    assert calendar_unit(start, interval, zone) == unit
+    assert calendar_unit(end - 1, interval, zone) == unit
+    assert calendar_unit(start - 1, interval, zone) != unit
+    assert calendar_unit(end, interval, zone) != unit

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from kpihub.domain import DataPoint, ParsedBatch
 from kpihub.errors import PayloadTooLarge, ValidationFailed
 from kpihub.ingest.validate import validate_batch
+from tests.batches import one_element_batch
 
 UTC_ZONE = ZoneInfo("UTC")
 CPH = ZoneInfo("Europe/Copenhagen")
@@ -31,24 +32,7 @@ def article() -> dict[str, Any]:
 
 def minimal(**element: object) -> dict[str, Any]:
     """A valid one-element batch; keyword arguments replace element fields (None drops)."""
-    el: dict[str, object] = {
-        "id": 1,
-        "kpi": "points",
-        "object_type": "number",
-        "value": "100",
-        "timestamp": "2019-09-10 13:09:23",
-    }
-    for key, value in element.items():
-        if value is None:
-            el.pop(key, None)
-        else:
-            el[key] = value
-    return {
-        "type": "t",
-        "version": "1.0.0",
-        "context": "sales",
-        "data": [{"user_id": "u", "elements": [el]}],
-    }
+    return one_element_batch("t", "u", **element)
 
 
 def errors_of(doc: object, tz: ZoneInfo = UTC_ZONE) -> dict[str, list[str]]:

@@ -8,7 +8,8 @@ import enum
 import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, NoReturn, TypeVar
+from datetime import UTC, datetime
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -22,6 +23,9 @@ from kpihub.storage import Storage, open_storage
 from kpihub.storage.migrate import ensure_schema, upgrade
 
 T = TypeVar("T")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+TenantOpt = Annotated[str, typer.Option("--tenant", "-t", help="Tenant name (its subdomain)")]
 
 out = Console()
 err = Console(stderr=True)
@@ -96,6 +100,11 @@ def plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]
     return value
+
+
+def when(epoch: int | None) -> str:
+    """An epoch in a table cell: ``YYYY-MM-DD HH:MM`` UTC, empty for None."""
+    return "" if epoch is None else datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def emit_json(value: Any) -> None:

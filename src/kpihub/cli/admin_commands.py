@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 
 from kpihub import admin
-from kpihub.cli._run import emit_json, fail, out, table, with_storage
+from kpihub.cli._run import JsonOpt, TenantOpt, emit_json, fail, out, table, when, with_storage
 from kpihub.domain import Client, Environment, Integration
 from kpihub.settings import Settings
 from kpihub.storage import Storage
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
-TenantOpt = Annotated[str, typer.Option("--tenant", "-t", help="Tenant name (its subdomain)")]
 ClientArg = Annotated[str, typer.Argument(help="The client_id")]
 
 tenant_app = typer.Typer(help="Tenants: one per client organisation, served at NAME.BASE_DOMAIN.")
 integration_app = typer.Typer(help="Integration identifiers (the 'type' field of KPI batches).")
 client_app = typer.Typer(help="OAuth clients: one per tenant and environment.")
-
-
-def _when(epoch: int | None) -> str:
-    return "" if epoch is None else datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M")
 
 
 @tenant_app.command("create")
@@ -58,7 +51,7 @@ def tenant_list(as_json: JsonOpt = False) -> None:
         table(
             "Tenants",
             ["name", "timezone", "created"],
-            [(t.name, t.timezone, _when(t.created_at)) for t in tenants],
+            [(t.name, t.timezone, when(t.created_at)) for t in tenants],
         )
 
 
@@ -93,7 +86,7 @@ def integration_list(tenant: TenantOpt, as_json: JsonOpt = False) -> None:
         table(
             f"Integration identifiers of {tenant}",
             ["identifier", "created"],
-            [(i.identifier, _when(i.created_at)) for i in items],
+            [(i.identifier, when(i.created_at)) for i in items],
         )
 
 
@@ -170,7 +163,7 @@ def client_list(
                 c.rate_limit or "default",
                 "active" if c.active else "revoked",
                 "valid" if c.old_secret_hash else "",
-                _when(c.last_used_at),
+                when(c.last_used_at),
             )
             for c in clients
         ],

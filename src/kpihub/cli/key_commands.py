@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 
 from kpihub import admin
-from kpihub.cli._run import emit_json, out, table, with_storage
+from kpihub.cli._run import JsonOpt, emit_json, out, table, when, with_storage
 from kpihub.domain import SigningKey
 
 keys_app = typer.Typer(help="Token signing keys (Ed25519), shared by every node on the store.")
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
-
-
-def _when(epoch: int | None) -> str:
-    return "" if epoch is None else datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def _public(key: SigningKey) -> dict[str, object]:
@@ -45,7 +38,7 @@ def keys_list(as_json: JsonOpt = False) -> None:
         [
             (
                 k.kid,
-                _when(k.created_at),
+                when(k.created_at),
                 "signing" if k.kid == signing else "retired" if k.retired_at else "verifying",
             )
             for k in keys

@@ -376,6 +376,15 @@ def validate(
     )
 
 
+def _fetch_token(conn: Connection, *, retry_attempts: int, retry_timeout: float) -> str:
+    """An access token, or exit with what is wrong in plain words."""
+    with _client(conn, retry_attempts=retry_attempts, retry_timeout=retry_timeout) as client:
+        try:
+            return client.token()
+        except KpiError as exc:
+            raise _fail(_diagnose(exc, conn)) from None
+
+
 def token(
     url: UrlOpt = None,
     client_id: IdOpt = None,
@@ -386,11 +395,7 @@ def token(
 ) -> None:
     """Print an access token (e.g. TOKEN=$(kpihub token) for curl)."""
     conn = _connection(_config(config), url, client_id, client_secret, scope)
-    with _client(conn, retry_attempts=3, retry_timeout=15.0) as client:
-        try:
-            value = client.token()
-        except KpiError as exc:
-            raise _fail(_diagnose(exc, conn)) from None
+    value = _fetch_token(conn, retry_attempts=3, retry_timeout=15.0)
     if as_json:
         sys.stdout.write(json.dumps({"access_token": value, "claims": token_claims(value)}) + "\n")
     else:
@@ -409,11 +414,7 @@ def ping(
 ) -> None:
     """Check the URL, the credentials and the scopes, and say what is wrong in plain words."""
     conn = _connection(_config(config), url, client_id, client_secret, scope)
-    with _client(conn, retry_attempts=2, retry_timeout=10.0) as client:
-        try:
-            value = client.token()
-        except KpiError as exc:
-            raise _fail(_diagnose(exc, conn)) from None
+    value = _fetch_token(conn, retry_attempts=2, retry_timeout=10.0)
     claims = token_claims(value)
     lifetime = float(claims.get("exp", 0)) - float(claims.get("iat", 0))
     tenant = claims.get("tenant", "?")

@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 
 from kpihub import admin
-from kpihub.cli._run import emit_json, fail, out, table, with_storage
+from kpihub.cli._run import JsonOpt, TenantOpt, emit_json, fail, out, table, when, with_storage
 from kpihub.domain import DashboardUser, Role
 from kpihub.settings import Settings
 from kpihub.storage import Storage
 from kpihub.web.passwords import password_problem
 
 user_app = typer.Typer(help="Dashboard users: people who sign in at https://TENANT.BASE_DOMAIN/.")
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
-TenantOpt = Annotated[str, typer.Option("--tenant", "-t", help="Tenant name (its subdomain)")]
-
-
-def _when(epoch: int | None) -> str:
-    return "" if epoch is None else datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def _public(user: DashboardUser) -> dict[str, object]:
@@ -87,5 +79,5 @@ def user_list(tenant: TenantOpt, as_json: JsonOpt = False) -> None:
     table(
         f"Dashboard users of {tenant}",
         ["email", "role", "created", "last sign-in"],
-        [(u.email, u.role.value, _when(u.created_at), _when(u.last_login_at)) for u in users],
+        [(u.email, u.role.value, when(u.created_at), when(u.last_login_at)) for u in users],
     )

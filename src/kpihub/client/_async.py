@@ -11,12 +11,12 @@ import httpx
 
 from kpihub.client._core import Flow, connection_error
 from kpihub.client._errors import KpiError
-from kpihub.client._models import Ack, Batch, Stats
-from kpihub.client._options import ClientOptions, make_core
+from kpihub.client._models import Ack, Batch
+from kpihub.client._options import ClientOptions, CoreClient, make_core
 from kpihub.client._transport import AsyncLoopbackTransport
 
 
-class AsyncKpiClient:
+class AsyncKpiClient(CoreClient):
     """``async with AsyncKpiClient(url, client_id, secret) as kpi: await kpi.send(...)``."""
 
     def __init__(
@@ -34,14 +34,6 @@ class AsyncKpiClient:
             transport = AsyncLoopbackTransport(httpx.AsyncHTTPTransport())
         self._http = httpx.AsyncClient(transport=transport)
         self._sleep = sleep
-
-    @property
-    def stats(self) -> Stats:
-        return self._core.stats
-
-    @property
-    def base_url(self) -> str:
-        return self._core.base_url
 
     async def token(self) -> str:
         return str(await self._retried(self._core.token_flow))

@@ -8,6 +8,7 @@ from typing import TypedDict, Unpack
 
 from kpihub.client._batching import DEFAULT_MAX_BYTES, DEFAULT_MAX_ELEMENTS
 from kpihub.client._core import Core
+from kpihub.client._models import Stats
 from kpihub.client._throttle import Throttle
 
 
@@ -58,3 +59,17 @@ def make_core(
         retry_wait_max=options.get("retry_wait_max", 10.0),
         clock=options.get("clock", time.monotonic),
     )
+
+
+class CoreClient:
+    """What both clients read straight from their :class:`Core`."""
+
+    _core: Core
+
+    @property
+    def stats(self) -> Stats:
+        return self._core.stats
+
+    @property
+    def base_url(self) -> str:
+        return self._core.base_url

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 
+from kpihub.client._closing import Closing
 from kpihub.client._models import Batch
 
 __all__ = ["Outbox"]
@@ -47,7 +48,7 @@ CREATE TABLE IF NOT EXISTS rejected (
 """
 
 
-class Outbox:
+class Outbox(Closing):
     """``Outbox(path)``; ``":memory:"`` (the default) keeps nothing after the process."""
 
     def __init__(self, path: str | Path = ":memory:") -> None:
@@ -125,17 +126,6 @@ class Outbox:
 
     def close(self) -> None:
         self._db.close()
-
-    def __enter__(self) -> Outbox:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class _Transaction:

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from types import TracebackType
 from typing import Any, Unpack
 
 import httpx
 
+from kpihub.client._closing import Closing
 from kpihub.client._core import Flow, connection_error
 from kpihub.client._errors import KpiError
-from kpihub.client._models import Ack, Batch, Stats
-from kpihub.client._options import ClientOptions, make_core
+from kpihub.client._models import Ack, Batch
+from kpihub.client._options import ClientOptions, CoreClient, make_core
 from kpihub.client._transport import LoopbackTransport
 
 
-class KpiClient:
+class KpiClient(CoreClient, Closing):
     """Sends KPI data to one tenant with one client's credentials.
 
     ::
@@ -43,14 +43,6 @@ class KpiClient:
             transport = LoopbackTransport(httpx.HTTPTransport())
         self._http = httpx.Client(transport=transport)
         self._sleep = sleep
-
-    @property
-    def stats(self) -> Stats:
-        return self._core.stats
-
-    @property
-    def base_url(self) -> str:
-        return self._core.base_url
 
     def token(self) -> str:
         """The access token (cached; fetched when missing or about to expire)."""
@@ -103,14 +95,3 @@ class KpiClient:
 
     def close(self) -> None:
         self._http.close()
-
-    def __enter__(self) -> KpiClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

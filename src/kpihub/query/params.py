@@ -98,14 +98,7 @@ class _Reader:
                 self.fail(name, f"The {name} parameter is required. Allowed: {allowed}.")
             return None
         value = values[0]
-        if len(value) > _MAX_TEXT or "\x00" in value:
-            self.fail(
-                name,
-                f"The {name} parameter must be at most {_MAX_TEXT} characters without NUL; "
-                f"got {show(value)}.",
-            )
-            return None
-        return value
+        return value if self._text(name, value) else None
 
     def many(self, name: str, *, required: bool = False) -> tuple[str, ...]:
         values = tuple(dict.fromkeys(v for v in self.params.get(name, ()) if v != ""))
@@ -116,13 +109,19 @@ class _Reader:
                 f"(repeat the parameter: {name}=sales&{name}=points); see /kpi/catalog.",
             )
         for value in values:
-            if len(value) > _MAX_TEXT or "\x00" in value:
-                self.fail(
-                    name,
-                    f"The {name} parameter must be at most {_MAX_TEXT} characters "
-                    f"without NUL; got {show(value)}.",
-                )
+            self._text(name, value)
         return values
+
+    def _text(self, name: str, value: str) -> bool:
+        """Whether ``value`` is a storable text; records the problem when it is not."""
+        if len(value) > _MAX_TEXT or "\x00" in value:
+            self.fail(
+                name,
+                f"The {name} parameter must be at most {_MAX_TEXT} characters without NUL; "
+                f"got {show(value)}.",
+            )
+            return False
+        return True
 
     def choice(
         self, name: str, allowed: Sequence[str], default: str | None, *, required: bool = False

@@ -3,15 +3,13 @@ catalog. Bearer token with scope ``kpi:read``; tenant and environment from the t
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from kpihub.domain import SCOPE_READ, StoredPoint
+from kpihub.domain import SCOPE_READ
 from kpihub.errors import UnknownApiVersion, ValidationFailed
 from kpihub.http.responses import JsonResponse
 from kpihub.oauth.bearer import Principal, authenticate
@@ -23,25 +21,11 @@ from kpihub.query.params import (
     parse_points,
     parse_series,
 )
+from kpihub.query.points import point_json, points_csv
 from kpihub.query.rollup import roll_up, slot_size
 from kpihub.ratelimit import rate_limit_headers
 from kpihub.services import Services, services
 from kpihub.settings import SUPPORTED_API_VERSIONS
-
-POINT_FIELDS = (
-    "id",
-    "type",
-    "context",
-    "kpi",
-    "object_type",
-    "value",
-    "units",
-    "user_id",
-    "location_id",
-    "timestamp",
-    "date_from",
-    "date_to",
-)
 
 
 async def _authenticate(request: Request) -> tuple[Services, Principal, dict[str, str]]:
@@ -84,47 +68,6 @@ def _wants_csv(request: Request) -> bool:
     return best is not None and best[2]
 
 
-def _point(p: StoredPoint) -> dict[str, Any]:
-    return {
-        "id": p.element_id,
-        "type": p.type,
-        "context": p.context,
-        "kpi": p.kpi,
-        "object_type": p.object_type,
-        "value": p.value,
-        "units": p.units,
-        "user_id": p.user_id,
-        "location_id": p.location_id,
-        "timestamp": p.timestamp,
-        "date_from": p.date_from,
-        "date_to": p.date_to,
-    }
-
-
-def _csv(points: list[StoredPoint]) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(POINT_FIELDS)
-    for p in points:
-        writer.writerow(
-            (
-                p.element_id,
-                p.type,
-                p.context,
-                p.kpi,
-                p.object_type,
-                repr(p.value),
-                p.units,
-                p.user_id,
-                p.location_id,
-                p.timestamp,
-                p.date_from,
-                p.date_to,
-            )
-        )
-    return out.getvalue().encode()
-
-
 async def list_points(request: Request) -> Response:
     svc, principal, headers = await _authenticate(request)
     tenant = principal.tenant
@@ -143,8 +86,10 @@ async def list_points(request: Request) -> Response:
     if _wants_csv(request):
         if cursor is not None:
             headers["X-Next-Cursor"] = cursor
-        return Response(_csv(page), 200, headers, media_type="text/csv; charset=utf-8")
-    return JsonResponse({"data": [_point(p) for p in page], "next_cursor": cursor}, 200, headers)
+        return Response(points_csv(page), 200, headers, media_type="text/csv; charset=utf-8")
+    return JsonResponse(
+        {"data": [point_json(p) for p in page], "next_cursor": cursor}, 200, headers
+    )
 
 
 async def series(request: Request) -> Response:

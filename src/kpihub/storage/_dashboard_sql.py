@@ -17,7 +17,7 @@ from kpihub.domain import (
     RequestSummary,
     Role,
 )
-from kpihub.storage._sql import Binder, Mark
+from kpihub.storage._sql import Binder, Mark, values_sql
 
 USER_COLUMNS = (
     "id, tenant_id, email, password_hash, role, created_at, last_login_at, sessions_valid_after"
@@ -31,7 +31,7 @@ SUMMARY_COLUMNS = (
 def insert_user_sql(mark: Mark) -> str:
     return (
         "INSERT INTO dashboard_users (tenant_id, email, password_hash, role, created_at) "
-        f"VALUES ({mark(1)}, {mark(2)}, {mark(3)}, {mark(4)}, {mark(5)})"
+        f"VALUES {values_sql(mark, 5)}"
     )
 
 

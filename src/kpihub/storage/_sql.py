@@ -68,7 +68,7 @@ _RECORD_COLUMNS = (
 def insert_client_sql(mark: Mark) -> str:
     return (
         "INSERT INTO clients (tenant_id, environment, name, client_id, secret_hash, scopes, "
-        f"rate_limit, token_ttl, tokens_valid_after, created_at) VALUES {_values(mark, 10)}"
+        f"rate_limit, token_ttl, tokens_valid_after, created_at) VALUES {values_sql(mark, 10)}"
     )
 
 
@@ -88,16 +88,16 @@ def client_values(new: NewClient) -> tuple[Any, ...]:
     )
 
 
-def _values(mark: Mark, count: int) -> str:
+def values_sql(mark: Mark, count: int) -> str:
     return "(" + ", ".join(mark(i) for i in range(1, count + 1)) + ")"
 
 
 def insert_batch_sql(mark: Mark) -> str:
-    return f"INSERT INTO batches ({_BATCH_COLUMNS}) VALUES {_values(mark, 20)}"
+    return f"INSERT INTO batches ({_BATCH_COLUMNS}) VALUES {values_sql(mark, 20)}"
 
 
 def insert_record_sql(mark: Mark) -> str:
-    return f"INSERT INTO batches ({_RECORD_COLUMNS}) VALUES {_values(mark, 12)}"
+    return f"INSERT INTO batches ({_RECORD_COLUMNS}) VALUES {values_sql(mark, 12)}"
 
 
 def batch_values(write: BatchWrite, counts: BatchCounts) -> tuple[Any, ...]:

@@ -8,31 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from kpihub.domain import (
-    BatchCounts,
-    BatchWrite,
-    CatalogEntry,
-    Client,
-    DashboardUser,
-    Environment,
-    HourlyTraffic,
-    Integration,
-    NewClient,
-    NewDashboardUser,
-    PointFilter,
-    PointKey,
-    RankedEntry,
-    RequestDetail,
-    RequestRecord,
-    RequestSummary,
-    SigningKey,
-    SlotAggregate,
-    StoredPoint,
-    StoredResponse,
-    Tenant,
-)
+from kpihub import domain
 
-RenderAck = Callable[[BatchCounts], bytes]
+RenderAck = Callable[[domain.BatchCounts], bytes]
 """Builds the 200 body from the counts; runs inside the batch's transaction so an
 Idempotency-Key record holds exactly what the client was sent."""
 
@@ -44,29 +22,29 @@ class Storage(Protocol):
         """Raise ``StoreUnavailable`` when the store cannot answer."""
 
     # Tenants and integration identifiers.
-    async def create_tenant(self, name: str, timezone: str, now: int) -> Tenant: ...
-    async def get_tenant(self, name: str) -> Tenant | None: ...
-    async def list_tenants(self) -> list[Tenant]: ...
+    async def create_tenant(self, name: str, timezone: str, now: int) -> domain.Tenant: ...
+    async def get_tenant(self, name: str) -> domain.Tenant | None: ...
+    async def list_tenants(self) -> list[domain.Tenant]: ...
     async def create_integration(
         self, tenant_id: int, identifier: str, now: int
-    ) -> Integration: ...
-    async def list_integrations(self, tenant_id: int) -> list[Integration]: ...
+    ) -> domain.Integration: ...
+    async def list_integrations(self, tenant_id: int) -> list[domain.Integration]: ...
     async def integration_exists(self, tenant_id: int, identifier: str) -> bool: ...
 
     # OAuth clients.
-    async def create_client(self, new: NewClient) -> Client: ...
-    async def get_client(self, client_id: str) -> Client | None: ...
-    async def list_clients(self, tenant_id: int) -> list[Client]: ...
-    async def rotate_secret(self, client_id: str, new_hash: bytes) -> Client: ...
-    async def retire_old_secret(self, client_id: str) -> Client: ...
-    async def revoke_client(self, client_id: str, now: int) -> Client: ...
-    async def set_rate_limit(self, client_id: str, rate_limit: int | None) -> Client: ...
+    async def create_client(self, new: domain.NewClient) -> domain.Client: ...
+    async def get_client(self, client_id: str) -> domain.Client | None: ...
+    async def list_clients(self, tenant_id: int) -> list[domain.Client]: ...
+    async def rotate_secret(self, client_id: str, new_hash: bytes) -> domain.Client: ...
+    async def retire_old_secret(self, client_id: str) -> domain.Client: ...
+    async def revoke_client(self, client_id: str, now: int) -> domain.Client: ...
+    async def set_rate_limit(self, client_id: str, rate_limit: int | None) -> domain.Client: ...
     async def touch_client(self, client_pk: int, now: int) -> None: ...
 
     # Signing keys and token revocation.
-    async def signing_keys(self) -> list[SigningKey]: ...
-    async def add_signing_key(self, key: SigningKey) -> None: ...
-    async def retire_signing_key(self, kid: str, now: int) -> SigningKey:
+    async def signing_keys(self) -> list[domain.SigningKey]: ...
+    async def add_signing_key(self, key: domain.SigningKey) -> None: ...
+    async def retire_signing_key(self, kid: str, now: int) -> domain.SigningKey:
         """Stop using and accepting ``kid``; ``NotFound`` when there is no such key."""
 
     async def revoke_token(self, jti: str, client_pk: int, expires_at: int) -> None: ...
@@ -74,8 +52,8 @@ class Storage(Protocol):
 
     # Ingestion.
     async def ingest(
-        self, write: BatchWrite, render: RenderAck
-    ) -> tuple[BatchCounts, bytes] | None:
+        self, write: domain.BatchWrite, render: RenderAck
+    ) -> tuple[domain.BatchCounts, bytes] | None:
         """Apply a batch atomically and durably; return its counts and the rendered body.
 
         None when the batch's Idempotency-Key was already used (a concurrent request
@@ -83,43 +61,50 @@ class Storage(Protocol):
 
     async def idempotent_response(
         self, client_pk: int, key: str, since: int
-    ) -> StoredResponse | None:
+    ) -> domain.StoredResponse | None:
         """The response stored under ``key`` no earlier than ``since`` (epoch seconds)."""
 
     async def purge_expired(self, idempotency_before: int, now: int) -> int:
         """Delete idempotency records and token revocations that can no longer matter."""
 
-    async def record_request(self, record: RequestRecord) -> None: ...
-    async def count_points(self, tenant_id: int, environment: Environment) -> int: ...
+    async def record_request(self, record: domain.RequestRecord) -> None: ...
+    async def count_points(self, tenant_id: int, environment: domain.Environment) -> int: ...
 
     # Reads (the query API). Every read is confined to ``flt``'s tenant and environment.
     async def find_points(
-        self, flt: PointFilter, *, after: PointKey | None, descending: bool, limit: int
-    ) -> list[StoredPoint]:
+        self,
+        flt: domain.PointFilter,
+        *,
+        after: domain.PointKey | None,
+        descending: bool,
+        limit: int,
+    ) -> list[domain.StoredPoint]:
         """Up to ``limit`` points ordered by (timestamp, type, context, element id),
         strictly after ``after`` in that order (before it when ``descending``)."""
 
     async def slot_aggregates(
-        self, flt: PointFilter, *, slot: int, group_by: str | None, with_last: bool
-    ) -> list[SlotAggregate]:
+        self, flt: domain.PointFilter, *, slot: int, group_by: str | None, with_last: bool
+    ) -> list[domain.SlotAggregate]:
         """Partial aggregates per group (``group_by`` column, or one group) and per
         ``slot``-second slot aligned on the epoch (``ts - ts % slot``)."""
 
     async def leaderboard(
-        self, flt: PointFilter, *, by: str, agg: str, limit: int
-    ) -> list[RankedEntry]:
+        self, flt: domain.PointFilter, *, by: str, agg: str, limit: int
+    ) -> list[domain.RankedEntry]:
         """The ``limit`` best ids of column ``by``: value desc (competition rank), id asc."""
 
-    async def catalog(self, tenant_id: int, environment: Environment) -> list[CatalogEntry]:
+    async def catalog(
+        self, tenant_id: int, environment: domain.Environment
+    ) -> list[domain.CatalogEntry]:
         """Every (type, context, kpi) stored, ordered by them."""
 
     # The dashboard: its users, and what it shows of the ingestion endpoint's requests.
-    async def create_user(self, new: NewDashboardUser) -> DashboardUser:
+    async def create_user(self, new: domain.NewDashboardUser) -> domain.DashboardUser:
         """``Conflict`` when the tenant already has a user with that email."""
 
-    async def get_user(self, tenant_id: int, email: str) -> DashboardUser | None: ...
-    async def get_user_by_id(self, user_pk: int) -> DashboardUser | None: ...
-    async def list_users(self, tenant_id: int) -> list[DashboardUser]: ...
+    async def get_user(self, tenant_id: int, email: str) -> domain.DashboardUser | None: ...
+    async def get_user_by_id(self, user_pk: int) -> domain.DashboardUser | None: ...
+    async def list_users(self, tenant_id: int) -> list[domain.DashboardUser]: ...
     async def record_login(self, user_pk: int, now: int) -> None: ...
     async def end_sessions(self, user_pk: int, now: int) -> None:
         """Void every session of the user issued up to ``now`` (sign-out)."""
@@ -127,19 +112,21 @@ class Storage(Protocol):
     async def list_requests(
         self,
         tenant_id: int,
-        environment: Environment,
+        environment: domain.Environment,
         *,
         status: int | None = None,
         rejected: bool | None = None,
         before: float | None = None,
         limit: int = 100,
-    ) -> list[RequestSummary]:
+    ) -> list[domain.RequestSummary]:
         """The latest requests of an environment (and those refused before
         authentication, which have none), newest first."""
 
-    async def get_request(self, tenant_id: int, batch_id: str) -> RequestDetail | None: ...
+    async def get_request(self, tenant_id: int, batch_id: str) -> domain.RequestDetail | None: ...
     async def hourly_traffic(
-        self, tenant_id: int, environment: Environment, since: int
-    ) -> list[HourlyTraffic]: ...
-    async def last_accepted(self, tenant_id: int, environment: Environment) -> dict[int, float]:
+        self, tenant_id: int, environment: domain.Environment, since: int
+    ) -> list[domain.HourlyTraffic]: ...
+    async def last_accepted(
+        self, tenant_id: int, environment: domain.Environment
+    ) -> dict[int, float]:
         """client pk -> when its latest accepted batch was received."""

@@ -11,103 +11,48 @@ deadlock each other; a deadlock or serialization failure from elsewhere is retri
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import asyncpg
 import stamina
 from asyncpg.pool import PoolConnectionProxy
 
-from kpihub.domain import (
-    BatchCounts,
-    BatchWrite,
-    CatalogEntry,
-    Client,
-    DashboardUser,
-    Environment,
-    HourlyTraffic,
-    Integration,
-    NewClient,
-    NewDashboardUser,
-    PointFilter,
-    PointKey,
-    RankedEntry,
-    RequestDetail,
-    RequestRecord,
-    RequestSummary,
-    SigningKey,
-    SlotAggregate,
-    StoredPoint,
-    StoredResponse,
-    Tenant,
-)
+from kpihub import domain
 from kpihub.errors import Conflict, NotFound, StoreUnavailable
-from kpihub.storage._dashboard_sql import (
-    USER_COLUMNS,
-    detail_from_row,
-    insert_user_sql,
-    last_accepted_sql,
-    request_sql,
-    requests_sql,
-    summary_from_row,
-    traffic_from_row,
-    traffic_sql,
-    user_from_row,
-    user_values,
-)
-from kpihub.storage._sql import (
-    CLIENT_COLUMNS,
-    COMPARED,
-    POINT_COLUMNS,
-    UPSERT_CONFLICT,
-    batch_values,
-    catalog_entries,
-    catalog_sql,
-    catalog_units_sql,
-    client_from_row,
-    client_values,
-    contexts_sql,
-    insert_batch_sql,
-    insert_client_sql,
-    insert_record_sql,
-    leaderboard_sql,
-    needs_contexts,
-    point_from_row,
-    points_sql,
-    ranked_from_row,
-    record_values,
-    slot_from_row,
-    slots_sql,
-)
+from kpihub.storage import _dashboard_sql, _sql
+from kpihub.storage._dashboard_sql import USER_COLUMNS
 from kpihub.storage.base import RenderAck
 
 Connection = asyncpg.Connection | PoolConnectionProxy
+R = TypeVar("R")
 
 
 def _dollar(n: int) -> str:
     return f"${n}"
 
 
-_INSERT_BATCH = insert_batch_sql(_dollar)
-_INSERT_RECORD = insert_record_sql(_dollar)
-_INSERT_CLIENT = insert_client_sql(_dollar)
-_INSERT_USER = insert_user_sql(_dollar)
+_INSERT_BATCH = _sql.insert_batch_sql(_dollar)
+_INSERT_RECORD = _sql.insert_record_sql(_dollar)
+_INSERT_CLIENT = _sql.insert_client_sql(_dollar)
+_INSERT_USER = _dashboard_sql.insert_user_sql(_dollar)
 _CHANGED = (
     "("
-    + ", ".join(f"data_points.{c}" for c in COMPARED)
+    + ", ".join(f"data_points.{c}" for c in _sql.COMPARED)
     + ") IS DISTINCT FROM ("
-    + ", ".join(f"excluded.{c}" for c in COMPARED)
+    + ", ".join(f"excluded.{c}" for c in _sql.COMPARED)
     + ")"
 )
 _UPSERT = (
     "WITH up AS ("
-    f"INSERT INTO data_points ({POINT_COLUMNS}) "
+    f"INSERT INTO data_points ({_sql.POINT_COLUMNS}) "
     "SELECT $1, $2, $3, $4, e, k, o, v, u, usr, loc, t, df, dt, $5, $6 FROM unnest("
     "$7::text[], $8::text[], $9::text[], $10::float8[], $11::text[], $12::text[], "
     "$13::text[], $14::int8[], $15::int8[], $16::int8[]"
     ") AS x(e, k, o, v, u, usr, loc, t, df, dt)"
-    + UPSERT_CONFLICT
+    + _sql.UPSERT_CONFLICT
     + _CHANGED
     + " RETURNING revision) "
     "SELECT count(*) FILTER (WHERE revision = 1), count(*) FROM up"
@@ -195,7 +140,7 @@ class PostgresStorage:
 
     # -- tenants and integrations --------------------------------------------------
 
-    async def create_tenant(self, name: str, timezone: str, now: int) -> Tenant:
+    async def create_tenant(self, name: str, timezone: str, now: int) -> domain.Tenant:
         try:
             row = await self._fetchrow(
                 "INSERT INTO tenants (name, timezone, created_at) VALUES ($1, $2, $3) RETURNING id",
@@ -205,21 +150,23 @@ class PostgresStorage:
             )
         except asyncpg.UniqueViolationError as exc:
             raise Conflict(f"Tenant '{name}' already exists.") from exc
-        return Tenant(id=row[0], name=name, timezone=timezone, created_at=now)
+        return domain.Tenant(id=row[0], name=name, timezone=timezone, created_at=now)
 
-    async def get_tenant(self, name: str) -> Tenant | None:
+    async def get_tenant(self, name: str) -> domain.Tenant | None:
         if not _storable(name):
             return None
         row = await self._fetchrow(
             "SELECT id, name, timezone, created_at FROM tenants WHERE name = $1", name
         )
-        return Tenant(*row) if row else None
+        return domain.Tenant(*row) if row else None
 
-    async def list_tenants(self) -> list[Tenant]:
+    async def list_tenants(self) -> list[domain.Tenant]:
         rows = await self._fetch("SELECT id, name, timezone, created_at FROM tenants ORDER BY name")
-        return [Tenant(*row) for row in rows]
+        return [domain.Tenant(*row) for row in rows]
 
-    async def create_integration(self, tenant_id: int, identifier: str, now: int) -> Integration:
+    async def create_integration(
+        self, tenant_id: int, identifier: str, now: int
+    ) -> domain.Integration:
         try:
             row = await self._fetchrow(
                 "INSERT INTO integrations (tenant_id, identifier, created_at) "
@@ -230,15 +177,17 @@ class PostgresStorage:
             )
         except asyncpg.UniqueViolationError as exc:
             raise Conflict(f"Integration identifier '{identifier}' already exists.") from exc
-        return Integration(id=row[0], tenant_id=tenant_id, identifier=identifier, created_at=now)
+        return domain.Integration(
+            id=row[0], tenant_id=tenant_id, identifier=identifier, created_at=now
+        )
 
-    async def list_integrations(self, tenant_id: int) -> list[Integration]:
+    async def list_integrations(self, tenant_id: int) -> list[domain.Integration]:
         rows = await self._fetch(
             "SELECT id, tenant_id, identifier, created_at FROM integrations "
             "WHERE tenant_id = $1 ORDER BY identifier",
             tenant_id,
         )
-        return [Integration(*row) for row in rows]
+        return [domain.Integration(*row) for row in rows]
 
     async def integration_exists(self, tenant_id: int, identifier: str) -> bool:
         if not _storable(identifier):
@@ -252,48 +201,48 @@ class PostgresStorage:
 
     # -- clients -------------------------------------------------------------------
 
-    async def create_client(self, new: NewClient) -> Client:
+    async def create_client(self, new: domain.NewClient) -> domain.Client:
         row = await self._fetchrow(
-            f"{_INSERT_CLIENT} RETURNING {CLIENT_COLUMNS}", *client_values(new)
+            f"{_INSERT_CLIENT} RETURNING {_sql.CLIENT_COLUMNS}", *_sql.client_values(new)
         )
-        return client_from_row(row)
+        return _sql.client_from_row(row)
 
-    async def get_client(self, client_id: str) -> Client | None:
+    async def get_client(self, client_id: str) -> domain.Client | None:
         if not _storable(client_id):
             return None
         row = await self._fetchrow(
-            f"SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = $1", client_id
+            f"SELECT {_sql.CLIENT_COLUMNS} FROM clients WHERE client_id = $1", client_id
         )
-        return client_from_row(row) if row else None
+        return _sql.client_from_row(row) if row else None
 
-    async def list_clients(self, tenant_id: int) -> list[Client]:
+    async def list_clients(self, tenant_id: int) -> list[domain.Client]:
         rows = await self._fetch(
-            f"SELECT {CLIENT_COLUMNS} FROM clients WHERE tenant_id = $1 "
+            f"SELECT {_sql.CLIENT_COLUMNS} FROM clients WHERE tenant_id = $1 "
             "ORDER BY environment, created_at, id",
             tenant_id,
         )
-        return [client_from_row(row) for row in rows]
+        return [_sql.client_from_row(row) for row in rows]
 
-    async def _update_client(self, client_id: str, assignments: str, *params: Any) -> Client:
+    async def _update_client(self, client_id: str, assignments: str, *params: Any) -> domain.Client:
         row = await self._fetchrow(
             f"UPDATE clients SET {assignments} WHERE client_id = ${len(params) + 1} "
-            f"RETURNING {CLIENT_COLUMNS}",
+            f"RETURNING {_sql.CLIENT_COLUMNS}",
             *params,
             client_id,
         )
         if row is None:
             raise NotFound(f"No client with client_id '{client_id}'.")
-        return client_from_row(row)
+        return _sql.client_from_row(row)
 
-    async def rotate_secret(self, client_id: str, new_hash: bytes) -> Client:
+    async def rotate_secret(self, client_id: str, new_hash: bytes) -> domain.Client:
         return await self._update_client(
             client_id, "old_secret_hash = secret_hash, secret_hash = $1", new_hash
         )
 
-    async def retire_old_secret(self, client_id: str) -> Client:
+    async def retire_old_secret(self, client_id: str) -> domain.Client:
         return await self._update_client(client_id, "old_secret_hash = NULL")
 
-    async def revoke_client(self, client_id: str, now: int) -> Client:
+    async def revoke_client(self, client_id: str, now: int) -> domain.Client:
         return await self._update_client(
             client_id,
             "revoked_at = COALESCE(revoked_at, $1), tokens_valid_after = $2",
@@ -301,7 +250,7 @@ class PostgresStorage:
             now + 1,
         )
 
-    async def set_rate_limit(self, client_id: str, rate_limit: int | None) -> Client:
+    async def set_rate_limit(self, client_id: str, rate_limit: int | None) -> domain.Client:
         return await self._update_client(client_id, "rate_limit = $1", rate_limit)
 
     async def touch_client(self, client_pk: int, now: int) -> None:
@@ -309,13 +258,13 @@ class PostgresStorage:
 
     # -- keys and revocation -------------------------------------------------------
 
-    async def signing_keys(self) -> list[SigningKey]:
+    async def signing_keys(self) -> list[domain.SigningKey]:
         rows = await self._fetch(
             "SELECT kid, private_pem, public_jwk, created_at, retired_at FROM signing_keys "
             "ORDER BY created_at, kid"
         )
         return [
-            SigningKey(
+            domain.SigningKey(
                 kid=r[0],
                 private_pem=bytes(r[1]),
                 public_jwk=json.loads(r[2]),
@@ -325,7 +274,7 @@ class PostgresStorage:
             for r in rows
         ]
 
-    async def add_signing_key(self, key: SigningKey) -> None:
+    async def add_signing_key(self, key: domain.SigningKey) -> None:
         await self._execute(
             "INSERT INTO signing_keys (kid, private_pem, public_jwk, created_at, retired_at) "
             "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (kid) DO NOTHING",
@@ -336,7 +285,7 @@ class PostgresStorage:
             key.retired_at,
         )
 
-    async def retire_signing_key(self, kid: str, now: int) -> SigningKey:
+    async def retire_signing_key(self, kid: str, now: int) -> domain.SigningKey:
         status = await self._execute(
             "UPDATE signing_keys SET retired_at = COALESCE(retired_at, $1) WHERE kid = $2",
             now,
@@ -364,8 +313,8 @@ class PostgresStorage:
 
     @stamina.retry(on=_RETRYABLE, attempts=3, wait_initial=0.01, wait_max=0.1)
     async def ingest(
-        self, write: BatchWrite, render: RenderAck
-    ) -> tuple[BatchCounts, bytes] | None:
+        self, write: domain.BatchWrite, render: RenderAck
+    ) -> tuple[domain.BatchCounts, bytes] | None:
         try:
             async with self._conn() as conn, conn.transaction():
                 return await _apply_batch(conn, write, render)
@@ -374,7 +323,7 @@ class PostgresStorage:
 
     async def idempotent_response(
         self, client_pk: int, key: str, since: int
-    ) -> StoredResponse | None:
+    ) -> domain.StoredResponse | None:
         if not _storable(key):
             return None
         row = await self._fetchrow(
@@ -384,7 +333,7 @@ class PostgresStorage:
             key,
             since,
         )
-        return StoredResponse(row[0], row[1], bytes(row[2])) if row else None
+        return domain.StoredResponse(row[0], row[1], bytes(row[2])) if row else None
 
     async def purge_expired(self, idempotency_before: int, now: int) -> int:
         async with self._conn() as conn, conn.transaction():
@@ -394,10 +343,10 @@ class PostgresStorage:
             tokens = await conn.execute("DELETE FROM revoked_tokens WHERE expires_at < $1", now)
         return int(keys.split()[-1]) + int(tokens.split()[-1])
 
-    async def record_request(self, record: RequestRecord) -> None:
-        await self._execute(_INSERT_RECORD, *record_values(record))
+    async def record_request(self, record: domain.RequestRecord) -> None:
+        await self._execute(_INSERT_RECORD, *_sql.record_values(record))
 
-    async def count_points(self, tenant_id: int, environment: Environment) -> int:
+    async def count_points(self, tenant_id: int, environment: domain.Environment) -> int:
         row = await self._fetchrow(
             "SELECT COUNT(*) FROM data_points WHERE tenant_id = $1 AND environment = $2",
             tenant_id,
@@ -407,75 +356,72 @@ class PostgresStorage:
 
     # -- reads ---------------------------------------------------------------------
 
-    async def _readable(self, flt: PointFilter) -> bool:
+    async def _readable(self, flt: domain.PointFilter) -> bool:
         """False when a filter value cannot be stored (NUL), so it matches nothing."""
         texts = [t for t in (flt.type, flt.context, flt.user_id, flt.location_id) if t]
         return _storable(*texts, *flt.kpis)
 
-    async def find_points(
-        self, flt: PointFilter, *, after: PointKey | None, descending: bool, limit: int
-    ) -> list[StoredPoint]:
+    async def _select(
+        self,
+        flt: domain.PointFilter,
+        build: Callable[..., tuple[str, list[Any]]],
+        from_row: Callable[[Any], R],
+    ) -> list[R]:
+        """``build(mark, flt, contexts)``'s rows through ``from_row``."""
         if not await self._readable(flt):
             return []
         async with self._conn() as conn:
-            sql, params = points_sql(
-                _dollar,
-                flt,
-                await _contexts(conn, flt),
-                after=after,
-                descending=descending,
-                limit=limit,
-            )
-            return [point_from_row(r) for r in await conn.fetch(sql, *params)]
+            sql, params = build(_dollar, flt, await _contexts(conn, flt))
+            return [from_row(r) for r in await conn.fetch(sql, *params)]
+
+    async def find_points(
+        self,
+        flt: domain.PointFilter,
+        *,
+        after: domain.PointKey | None,
+        descending: bool,
+        limit: int,
+    ) -> list[domain.StoredPoint]:
+        build = partial(_sql.points_sql, after=after, descending=descending, limit=limit)
+        return await self._select(flt, build, _sql.point_from_row)
 
     async def slot_aggregates(
-        self, flt: PointFilter, *, slot: int, group_by: str | None, with_last: bool
-    ) -> list[SlotAggregate]:
-        if not await self._readable(flt):
-            return []
-        async with self._conn() as conn:
-            sql, params = slots_sql(
-                _dollar,
-                flt,
-                await _contexts(conn, flt),
-                slot=slot,
-                group_by=group_by,
-                with_last=with_last,
-                collate=_C,
-            )
-            return [slot_from_row(r) for r in await conn.fetch(sql, *params)]
+        self, flt: domain.PointFilter, *, slot: int, group_by: str | None, with_last: bool
+    ) -> list[domain.SlotAggregate]:
+        build = partial(
+            _sql.slots_sql, slot=slot, group_by=group_by, with_last=with_last, collate=_C
+        )
+        return await self._select(flt, build, _sql.slot_from_row)
 
     async def leaderboard(
-        self, flt: PointFilter, *, by: str, agg: str, limit: int
-    ) -> list[RankedEntry]:
-        if not await self._readable(flt):
-            return []
-        async with self._conn() as conn:
-            sql, params = leaderboard_sql(
-                _dollar, flt, await _contexts(conn, flt), by=by, agg=agg, limit=limit, collate=_C
-            )
-            return [ranked_from_row(r, agg) for r in await conn.fetch(sql, *params)]
+        self, flt: domain.PointFilter, *, by: str, agg: str, limit: int
+    ) -> list[domain.RankedEntry]:
+        build = partial(_sql.leaderboard_sql, by=by, agg=agg, limit=limit, collate=_C)
+        return await self._select(flt, build, lambda r: _sql.ranked_from_row(r, agg))
 
-    async def catalog(self, tenant_id: int, environment: Environment) -> list[CatalogEntry]:
-        sql, params = catalog_sql(_dollar, tenant_id, environment)
-        usql, uparams = catalog_units_sql(_dollar, tenant_id, environment)
+    async def catalog(
+        self, tenant_id: int, environment: domain.Environment
+    ) -> list[domain.CatalogEntry]:
+        sql, params = _sql.catalog_sql(_dollar, tenant_id, environment)
+        usql, uparams = _sql.catalog_units_sql(_dollar, tenant_id, environment)
         async with self._conn() as conn, conn.transaction(isolation="repeatable_read"):
             rows = await conn.fetch(sql, *params)
             units = await conn.fetch(usql, *uparams)
-        return catalog_entries(rows, units)
+        return _sql.catalog_entries(rows, units)
 
     # -- the dashboard -------------------------------------------------------------
 
-    async def create_user(self, new: NewDashboardUser) -> DashboardUser:
+    async def create_user(self, new: domain.NewDashboardUser) -> domain.DashboardUser:
         try:
             row = await self._fetchrow(
-                f"{_INSERT_USER} RETURNING {USER_COLUMNS}", *user_values(new)
+                f"{_INSERT_USER} RETURNING {USER_COLUMNS}",
+                *_dashboard_sql.user_values(new),
             )
         except asyncpg.UniqueViolationError as exc:
             raise Conflict(f"A user with the email '{new.email}' already exists.") from exc
-        return user_from_row(row)
+        return _dashboard_sql.user_from_row(row)
 
-    async def get_user(self, tenant_id: int, email: str) -> DashboardUser | None:
+    async def get_user(self, tenant_id: int, email: str) -> domain.DashboardUser | None:
         if not _storable(email):
             return None
         row = await self._fetchrow(
@@ -483,20 +429,20 @@ class PostgresStorage:
             tenant_id,
             email,
         )
-        return user_from_row(row) if row else None
+        return _dashboard_sql.user_from_row(row) if row else None
 
-    async def get_user_by_id(self, user_pk: int) -> DashboardUser | None:
+    async def get_user_by_id(self, user_pk: int) -> domain.DashboardUser | None:
         row = await self._fetchrow(
             f"SELECT {USER_COLUMNS} FROM dashboard_users WHERE id = $1", user_pk
         )
-        return user_from_row(row) if row else None
+        return _dashboard_sql.user_from_row(row) if row else None
 
-    async def list_users(self, tenant_id: int) -> list[DashboardUser]:
+    async def list_users(self, tenant_id: int) -> list[domain.DashboardUser]:
         rows = await self._fetch(
             f"SELECT {USER_COLUMNS} FROM dashboard_users WHERE tenant_id = $1 ORDER BY email",
             tenant_id,
         )
-        return [user_from_row(r) for r in rows]
+        return [_dashboard_sql.user_from_row(r) for r in rows]
 
     async def record_login(self, user_pk: int, now: int) -> None:
         await self._execute(
@@ -511,14 +457,14 @@ class PostgresStorage:
     async def list_requests(
         self,
         tenant_id: int,
-        environment: Environment,
+        environment: domain.Environment,
         *,
         status: int | None = None,
         rejected: bool | None = None,
         before: float | None = None,
         limit: int = 100,
-    ) -> list[RequestSummary]:
-        sql, params = requests_sql(
+    ) -> list[domain.RequestSummary]:
+        sql, params = _dashboard_sql.requests_sql(
             _dollar,
             tenant_id,
             environment,
@@ -527,29 +473,31 @@ class PostgresStorage:
             before=before,
             limit=limit,
         )
-        return [summary_from_row(r) for r in await self._fetch(sql, *params)]
+        return [_dashboard_sql.summary_from_row(r) for r in await self._fetch(sql, *params)]
 
-    async def get_request(self, tenant_id: int, batch_id: str) -> RequestDetail | None:
+    async def get_request(self, tenant_id: int, batch_id: str) -> domain.RequestDetail | None:
         if not _storable(batch_id):
             return None
-        sql, params = request_sql(_dollar, tenant_id, batch_id)
+        sql, params = _dashboard_sql.request_sql(_dollar, tenant_id, batch_id)
         row = await self._fetchrow(sql, *params)
-        return detail_from_row(row) if row else None
+        return _dashboard_sql.detail_from_row(row) if row else None
 
     async def hourly_traffic(
-        self, tenant_id: int, environment: Environment, since: int
-    ) -> list[HourlyTraffic]:
-        sql, params = traffic_sql(
+        self, tenant_id: int, environment: domain.Environment, since: int
+    ) -> list[domain.HourlyTraffic]:
+        sql, params = _dashboard_sql.traffic_sql(
             _dollar,
             tenant_id,
             environment,
             since,
             "CAST(FLOOR(received_at / 3600) AS BIGINT) * 3600",
         )
-        return [traffic_from_row(r) for r in await self._fetch(sql, *params)]
+        return [_dashboard_sql.traffic_from_row(r) for r in await self._fetch(sql, *params)]
 
-    async def last_accepted(self, tenant_id: int, environment: Environment) -> dict[int, float]:
-        sql, params = last_accepted_sql(_dollar, tenant_id, environment)
+    async def last_accepted(
+        self, tenant_id: int, environment: domain.Environment
+    ) -> dict[int, float]:
+        sql, params = _dashboard_sql.last_accepted_sql(_dollar, tenant_id, environment)
         return {int(r[0]): float(r[1]) for r in await self._fetch(sql, *params)}
 
 
@@ -558,16 +506,16 @@ class PostgresStorage:
 _C = ' COLLATE "C"'
 
 
-async def _contexts(conn: Connection, flt: PointFilter) -> list[str] | None:
-    if not needs_contexts(flt):
+async def _contexts(conn: Connection, flt: domain.PointFilter) -> list[str] | None:
+    if not _sql.needs_contexts(flt):
         return None
-    sql, params = contexts_sql(_dollar, flt.tenant_id, flt.environment)
+    sql, params = _sql.contexts_sql(_dollar, flt.tenant_id, flt.environment)
     return [r[0] for r in await conn.fetch(sql, *params)]
 
 
 async def _apply_batch(
-    conn: Connection, write: BatchWrite, render: RenderAck
-) -> tuple[BatchCounts, bytes]:
+    conn: Connection, write: domain.BatchWrite, render: RenderAck
+) -> tuple[domain.BatchCounts, bytes]:
     key = write.idempotency_key
     if key is not None and await conn.fetchrow(
         "SELECT 1 FROM idempotency_keys WHERE client_pk = $1 AND key = $2 AND created_at >= $3",
@@ -599,13 +547,13 @@ async def _apply_batch(
     )
     assert row is not None  # an aggregate always returns one row
     created, changed = int(row[0]), int(row[1])
-    counts = BatchCounts(
+    counts = domain.BatchCounts(
         received=len(points),
         created=created,
         updated=changed - created,
         unchanged=len(points) - changed,
     )
-    await conn.execute(_INSERT_BATCH, *batch_values(write, counts))
+    await conn.execute(_INSERT_BATCH, *_sql.batch_values(write, counts))
     body = render(counts)
     if key is not None:
         # A concurrent request with the same key that committed first makes this

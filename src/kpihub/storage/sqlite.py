@@ -24,89 +24,32 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from kpihub.domain import (
-    BatchCounts,
-    BatchWrite,
-    CatalogEntry,
-    Client,
-    DashboardUser,
-    DataPoint,
-    Environment,
-    HourlyTraffic,
-    Integration,
-    NewClient,
-    NewDashboardUser,
-    PointFilter,
-    PointKey,
-    RankedEntry,
-    RequestDetail,
-    RequestRecord,
-    RequestSummary,
-    SigningKey,
-    SlotAggregate,
-    StoredPoint,
-    StoredResponse,
-    Tenant,
-)
+from kpihub import domain
 from kpihub.errors import Conflict, NotFound, StoreUnavailable
-from kpihub.storage._dashboard_sql import (
-    USER_COLUMNS,
-    detail_from_row,
-    insert_user_sql,
-    last_accepted_sql,
-    request_sql,
-    requests_sql,
-    summary_from_row,
-    traffic_from_row,
-    traffic_sql,
-    user_from_row,
-    user_values,
-)
-from kpihub.storage._sql import (
-    CLIENT_COLUMNS,
-    COMPARED,
-    POINT_COLUMNS,
-    UPSERT_CONFLICT,
-    batch_values,
-    catalog_entries,
-    catalog_sql,
-    catalog_units_sql,
-    client_from_row,
-    client_values,
-    contexts_sql,
-    insert_batch_sql,
-    insert_client_sql,
-    insert_record_sql,
-    leaderboard_sql,
-    needs_contexts,
-    point_from_row,
-    points_sql,
-    ranked_from_row,
-    record_values,
-    slot_from_row,
-    slots_sql,
-)
+from kpihub.storage import _dashboard_sql, _sql
+from kpihub.storage._dashboard_sql import USER_COLUMNS
 from kpihub.storage.base import RenderAck
 from kpihub.storage.urls import sqlite_path
 
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
 
-_ROW_PLACEHOLDER = "(" + ",".join("?" * len(POINT_COLUMNS.split(","))) + ")"
+_ROW_PLACEHOLDER = "(" + ",".join("?" * len(_sql.POINT_COLUMNS.split(","))) + ")"
 # Chunks are powers of two so only a handful of distinct statements exist and all
 # stay in sqlite3's statement cache.
 _CHUNK_SIZES = (512, 256, 128, 64, 32, 16, 8, 4, 2, 1)
-_CHANGED = " OR ".join(f"data_points.{c} IS NOT excluded.{c}" for c in COMPARED)
+_CHANGED = " OR ".join(f"data_points.{c} IS NOT excluded.{c}" for c in _sql.COMPARED)
 
 
 def _upsert_sql(rows: int) -> str:
     return (
-        f"INSERT INTO data_points ({POINT_COLUMNS}) VALUES "
+        f"INSERT INTO data_points ({_sql.POINT_COLUMNS}) VALUES "
         + ",".join([_ROW_PLACEHOLDER] * rows)
-        + UPSERT_CONFLICT
+        + _sql.UPSERT_CONFLICT
         + _CHANGED
         + " RETURNING revision"
     )
@@ -119,10 +62,10 @@ def _qmark(_: int) -> str:
     return "?"
 
 
-_INSERT_BATCH = insert_batch_sql(_qmark)
-_INSERT_RECORD = insert_record_sql(_qmark)
-_INSERT_CLIENT = insert_client_sql(_qmark)
-_INSERT_USER = insert_user_sql(_qmark)
+_INSERT_BATCH = _sql.insert_batch_sql(_qmark)
+_INSERT_RECORD = _sql.insert_record_sql(_qmark)
+_INSERT_CLIENT = _sql.insert_client_sql(_qmark)
+_INSERT_USER = _dashboard_sql.insert_user_sql(_qmark)
 
 
 def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
@@ -346,7 +289,7 @@ class SqliteStorage:
 
     # -- tenants and integrations --------------------------------------------------
 
-    async def create_tenant(self, name: str, timezone: str, now: int) -> Tenant:
+    async def create_tenant(self, name: str, timezone: str, now: int) -> domain.Tenant:
         def job(conn: sqlite3.Connection) -> int:
             try:
                 cur = conn.execute(
@@ -359,19 +302,21 @@ class SqliteStorage:
             return cur.lastrowid
 
         tenant_id = await self._write(job)
-        return Tenant(id=tenant_id, name=name, timezone=timezone, created_at=now)
+        return domain.Tenant(id=tenant_id, name=name, timezone=timezone, created_at=now)
 
-    async def get_tenant(self, name: str) -> Tenant | None:
+    async def get_tenant(self, name: str) -> domain.Tenant | None:
         row = self._one("SELECT id, name, timezone, created_at FROM tenants WHERE name = ?", name)
-        return Tenant(*row) if row else None
+        return domain.Tenant(*row) if row else None
 
-    async def list_tenants(self) -> list[Tenant]:
+    async def list_tenants(self) -> list[domain.Tenant]:
         rows = self._reader().execute(
             "SELECT id, name, timezone, created_at FROM tenants ORDER BY name"
         )
-        return [Tenant(*row) for row in rows]
+        return [domain.Tenant(*row) for row in rows]
 
-    async def create_integration(self, tenant_id: int, identifier: str, now: int) -> Integration:
+    async def create_integration(
+        self, tenant_id: int, identifier: str, now: int
+    ) -> domain.Integration:
         def job(conn: sqlite3.Connection) -> int:
             try:
                 cur = conn.execute(
@@ -384,15 +329,15 @@ class SqliteStorage:
             return cur.lastrowid
 
         pk = await self._write(job)
-        return Integration(id=pk, tenant_id=tenant_id, identifier=identifier, created_at=now)
+        return domain.Integration(id=pk, tenant_id=tenant_id, identifier=identifier, created_at=now)
 
-    async def list_integrations(self, tenant_id: int) -> list[Integration]:
+    async def list_integrations(self, tenant_id: int) -> list[domain.Integration]:
         rows = self._reader().execute(
             "SELECT id, tenant_id, identifier, created_at FROM integrations "
             "WHERE tenant_id = ? ORDER BY identifier",
             (tenant_id,),
         )
-        return [Integration(*row) for row in rows]
+        return [domain.Integration(*row) for row in rows]
 
     async def integration_exists(self, tenant_id: int, identifier: str) -> bool:
         row = self._one(
@@ -404,25 +349,25 @@ class SqliteStorage:
 
     # -- clients -------------------------------------------------------------------
 
-    async def create_client(self, new: NewClient) -> Client:
-        await self._write(lambda conn: conn.execute(_INSERT_CLIENT, client_values(new)))
+    async def create_client(self, new: domain.NewClient) -> domain.Client:
+        await self._write(lambda conn: conn.execute(_INSERT_CLIENT, _sql.client_values(new)))
         client = await self.get_client(new.client_id)
         assert client is not None
         return client
 
-    async def get_client(self, client_id: str) -> Client | None:
-        row = self._one(f"SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = ?", client_id)
-        return client_from_row(row) if row else None
+    async def get_client(self, client_id: str) -> domain.Client | None:
+        row = self._one(f"SELECT {_sql.CLIENT_COLUMNS} FROM clients WHERE client_id = ?", client_id)
+        return _sql.client_from_row(row) if row else None
 
-    async def list_clients(self, tenant_id: int) -> list[Client]:
+    async def list_clients(self, tenant_id: int) -> list[domain.Client]:
         rows = self._reader().execute(
-            f"SELECT {CLIENT_COLUMNS} FROM clients WHERE tenant_id = ? "
+            f"SELECT {_sql.CLIENT_COLUMNS} FROM clients WHERE tenant_id = ? "
             "ORDER BY environment, created_at, id",
             (tenant_id,),
         )
-        return [client_from_row(row) for row in rows]
+        return [_sql.client_from_row(row) for row in rows]
 
-    async def _update_client(self, client_id: str, sql: str, *params: Any) -> Client:
+    async def _update_client(self, client_id: str, sql: str, *params: Any) -> domain.Client:
         def job(conn: sqlite3.Connection) -> None:
             cur = conn.execute(
                 f"UPDATE clients SET {sql} WHERE client_id = ?", (*params, client_id)
@@ -435,15 +380,15 @@ class SqliteStorage:
         assert client is not None
         return client
 
-    async def rotate_secret(self, client_id: str, new_hash: bytes) -> Client:
+    async def rotate_secret(self, client_id: str, new_hash: bytes) -> domain.Client:
         return await self._update_client(
             client_id, "old_secret_hash = secret_hash, secret_hash = ?", new_hash
         )
 
-    async def retire_old_secret(self, client_id: str) -> Client:
+    async def retire_old_secret(self, client_id: str) -> domain.Client:
         return await self._update_client(client_id, "old_secret_hash = NULL")
 
-    async def revoke_client(self, client_id: str, now: int) -> Client:
+    async def revoke_client(self, client_id: str, now: int) -> domain.Client:
         return await self._update_client(
             client_id,
             "revoked_at = COALESCE(revoked_at, ?), tokens_valid_after = ?",
@@ -451,7 +396,7 @@ class SqliteStorage:
             now + 1,
         )
 
-    async def set_rate_limit(self, client_id: str, rate_limit: int | None) -> Client:
+    async def set_rate_limit(self, client_id: str, rate_limit: int | None) -> domain.Client:
         return await self._update_client(client_id, "rate_limit = ?", rate_limit)
 
     async def touch_client(self, client_pk: int, now: int) -> None:
@@ -463,13 +408,13 @@ class SqliteStorage:
 
     # -- keys and revocation -------------------------------------------------------
 
-    async def signing_keys(self) -> list[SigningKey]:
+    async def signing_keys(self) -> list[domain.SigningKey]:
         rows = self._reader().execute(
             "SELECT kid, private_pem, public_jwk, created_at, retired_at FROM signing_keys "
             "ORDER BY created_at, kid"
         )
         return [
-            SigningKey(
+            domain.SigningKey(
                 kid=r[0],
                 private_pem=bytes(r[1]),
                 public_jwk=json.loads(r[2]),
@@ -479,7 +424,7 @@ class SqliteStorage:
             for r in rows
         ]
 
-    async def add_signing_key(self, key: SigningKey) -> None:
+    async def add_signing_key(self, key: domain.SigningKey) -> None:
         await self._write(
             lambda conn: conn.execute(
                 "INSERT OR IGNORE INTO signing_keys "
@@ -494,7 +439,7 @@ class SqliteStorage:
             )
         )
 
-    async def retire_signing_key(self, kid: str, now: int) -> SigningKey:
+    async def retire_signing_key(self, kid: str, now: int) -> domain.SigningKey:
         def job(conn: sqlite3.Connection) -> None:
             cur = conn.execute(
                 "UPDATE signing_keys SET retired_at = COALESCE(retired_at, ?) WHERE kid = ?",
@@ -525,13 +470,13 @@ class SqliteStorage:
     # -- ingestion -----------------------------------------------------------------
 
     async def ingest(
-        self, write: BatchWrite, render: RenderAck
-    ) -> tuple[BatchCounts, bytes] | None:
+        self, write: domain.BatchWrite, render: RenderAck
+    ) -> tuple[domain.BatchCounts, bytes] | None:
         return await self._write(lambda conn: _apply_batch(conn, write, render))
 
     async def idempotent_response(
         self, client_pk: int, key: str, since: int
-    ) -> StoredResponse | None:
+    ) -> domain.StoredResponse | None:
         row = self._one(
             "SELECT request_hash, status, body FROM idempotency_keys "
             "WHERE client_pk = ? AND key = ? AND created_at >= ?",
@@ -539,7 +484,7 @@ class SqliteStorage:
             key,
             since,
         )
-        return StoredResponse(row[0], row[1], bytes(row[2])) if row else None
+        return domain.StoredResponse(row[0], row[1], bytes(row[2])) if row else None
 
     async def purge_expired(self, idempotency_before: int, now: int) -> int:
         def job(conn: sqlite3.Connection) -> int:
@@ -553,10 +498,10 @@ class SqliteStorage:
 
         return await self._write(job)
 
-    async def record_request(self, record: RequestRecord) -> None:
+    async def record_request(self, record: domain.RequestRecord) -> None:
         await self._write(lambda conn: _insert_record(conn, record))
 
-    async def count_points(self, tenant_id: int, environment: Environment) -> int:
+    async def count_points(self, tenant_id: int, environment: domain.Environment) -> int:
         row = self._one(
             "SELECT COUNT(*) FROM data_points WHERE tenant_id = ? AND environment = ?",
             tenant_id,
@@ -566,54 +511,51 @@ class SqliteStorage:
 
     # -- reads ---------------------------------------------------------------------
 
-    async def find_points(
-        self, flt: PointFilter, *, after: PointKey | None, descending: bool, limit: int
-    ) -> list[StoredPoint]:
-        def job(conn: sqlite3.Connection) -> list[StoredPoint]:
-            sql, params = points_sql(
-                _qmark,
-                flt,
-                _contexts(conn, flt),
-                after=after,
-                descending=descending,
-                limit=limit,
-            )
-            return [point_from_row(r) for r in conn.execute(sql, params)]
+    async def _select(
+        self,
+        flt: domain.PointFilter,
+        build: Callable[..., tuple[str, list[Any]]],
+        from_row: Callable[[Any], T],
+    ) -> list[T]:
+        """``build(mark, flt, contexts)``'s rows through ``from_row``."""
+
+        def job(conn: sqlite3.Connection) -> list[T]:
+            sql, params = build(_qmark, flt, _contexts(conn, flt))
+            return [from_row(r) for r in conn.execute(sql, params)]
 
         return await self._query(job)
+
+    async def find_points(
+        self,
+        flt: domain.PointFilter,
+        *,
+        after: domain.PointKey | None,
+        descending: bool,
+        limit: int,
+    ) -> list[domain.StoredPoint]:
+        build = partial(_sql.points_sql, after=after, descending=descending, limit=limit)
+        return await self._select(flt, build, _sql.point_from_row)
 
     async def slot_aggregates(
-        self, flt: PointFilter, *, slot: int, group_by: str | None, with_last: bool
-    ) -> list[SlotAggregate]:
-        def job(conn: sqlite3.Connection) -> list[SlotAggregate]:
-            sql, params = slots_sql(
-                _qmark,
-                flt,
-                _contexts(conn, flt),
-                slot=slot,
-                group_by=group_by,
-                with_last=with_last,
-                collate="",
-            )
-            return [slot_from_row(r) for r in conn.execute(sql, params)]
-
-        return await self._query(job)
+        self, flt: domain.PointFilter, *, slot: int, group_by: str | None, with_last: bool
+    ) -> list[domain.SlotAggregate]:
+        build = partial(
+            _sql.slots_sql, slot=slot, group_by=group_by, with_last=with_last, collate=""
+        )
+        return await self._select(flt, build, _sql.slot_from_row)
 
     async def leaderboard(
-        self, flt: PointFilter, *, by: str, agg: str, limit: int
-    ) -> list[RankedEntry]:
-        def job(conn: sqlite3.Connection) -> list[RankedEntry]:
-            sql, params = leaderboard_sql(
-                _qmark, flt, _contexts(conn, flt), by=by, agg=agg, limit=limit, collate=""
-            )
-            return [ranked_from_row(r, agg) for r in conn.execute(sql, params)]
+        self, flt: domain.PointFilter, *, by: str, agg: str, limit: int
+    ) -> list[domain.RankedEntry]:
+        build = partial(_sql.leaderboard_sql, by=by, agg=agg, limit=limit, collate="")
+        return await self._select(flt, build, lambda r: _sql.ranked_from_row(r, agg))
 
-        return await self._query(job)
-
-    async def catalog(self, tenant_id: int, environment: Environment) -> list[CatalogEntry]:
-        def job(conn: sqlite3.Connection) -> list[CatalogEntry]:
-            sql, params = catalog_sql(_qmark, tenant_id, environment)
-            usql, uparams = catalog_units_sql(_qmark, tenant_id, environment)
+    async def catalog(
+        self, tenant_id: int, environment: domain.Environment
+    ) -> list[domain.CatalogEntry]:
+        def job(conn: sqlite3.Connection) -> list[domain.CatalogEntry]:
+            sql, params = _sql.catalog_sql(_qmark, tenant_id, environment)
+            usql, uparams = _sql.catalog_units_sql(_qmark, tenant_id, environment)
             # One read transaction: both statements see the same snapshot.
             conn.execute("BEGIN")
             try:
@@ -621,16 +563,16 @@ class SqliteStorage:
                 units = conn.execute(usql, uparams).fetchall()
             finally:
                 conn.execute("COMMIT")
-            return catalog_entries(rows, units)
+            return _sql.catalog_entries(rows, units)
 
         return await self._query(job)
 
     # -- the dashboard -------------------------------------------------------------
 
-    async def create_user(self, new: NewDashboardUser) -> DashboardUser:
+    async def create_user(self, new: domain.NewDashboardUser) -> domain.DashboardUser:
         def job(conn: sqlite3.Connection) -> None:
             try:
-                conn.execute(_INSERT_USER, user_values(new))
+                conn.execute(_INSERT_USER, _dashboard_sql.user_values(new))
             except sqlite3.IntegrityError as exc:
                 raise Conflict(f"A user with the email '{new.email}' already exists.") from exc
 
@@ -639,24 +581,24 @@ class SqliteStorage:
         assert user is not None
         return user
 
-    async def get_user(self, tenant_id: int, email: str) -> DashboardUser | None:
+    async def get_user(self, tenant_id: int, email: str) -> domain.DashboardUser | None:
         row = self._one(
             f"SELECT {USER_COLUMNS} FROM dashboard_users WHERE tenant_id = ? AND email = ?",
             tenant_id,
             email,
         )
-        return user_from_row(row) if row else None
+        return _dashboard_sql.user_from_row(row) if row else None
 
-    async def get_user_by_id(self, user_pk: int) -> DashboardUser | None:
+    async def get_user_by_id(self, user_pk: int) -> domain.DashboardUser | None:
         row = self._one(f"SELECT {USER_COLUMNS} FROM dashboard_users WHERE id = ?", user_pk)
-        return user_from_row(row) if row else None
+        return _dashboard_sql.user_from_row(row) if row else None
 
-    async def list_users(self, tenant_id: int) -> list[DashboardUser]:
+    async def list_users(self, tenant_id: int) -> list[domain.DashboardUser]:
         rows = self._reader().execute(
             f"SELECT {USER_COLUMNS} FROM dashboard_users WHERE tenant_id = ? ORDER BY email",
             (tenant_id,),
         )
-        return [user_from_row(r) for r in rows]
+        return [_dashboard_sql.user_from_row(r) for r in rows]
 
     async def record_login(self, user_pk: int, now: int) -> None:
         await self._write(
@@ -676,14 +618,14 @@ class SqliteStorage:
     async def list_requests(
         self,
         tenant_id: int,
-        environment: Environment,
+        environment: domain.Environment,
         *,
         status: int | None = None,
         rejected: bool | None = None,
         before: float | None = None,
         limit: int = 100,
-    ) -> list[RequestSummary]:
-        sql, params = requests_sql(
+    ) -> list[domain.RequestSummary]:
+        sql, params = _dashboard_sql.requests_sql(
             _qmark,
             tenant_id,
             environment,
@@ -693,39 +635,41 @@ class SqliteStorage:
             limit=limit,
         )
         return await self._query(
-            lambda conn: [summary_from_row(r) for r in conn.execute(sql, params)]
+            lambda conn: [_dashboard_sql.summary_from_row(r) for r in conn.execute(sql, params)]
         )
 
-    async def get_request(self, tenant_id: int, batch_id: str) -> RequestDetail | None:
-        sql, params = request_sql(_qmark, tenant_id, batch_id)
+    async def get_request(self, tenant_id: int, batch_id: str) -> domain.RequestDetail | None:
+        sql, params = _dashboard_sql.request_sql(_qmark, tenant_id, batch_id)
         row = self._one(sql, *params)
-        return detail_from_row(row) if row else None
+        return _dashboard_sql.detail_from_row(row) if row else None
 
     async def hourly_traffic(
-        self, tenant_id: int, environment: Environment, since: int
-    ) -> list[HourlyTraffic]:
-        sql, params = traffic_sql(
+        self, tenant_id: int, environment: domain.Environment, since: int
+    ) -> list[domain.HourlyTraffic]:
+        sql, params = _dashboard_sql.traffic_sql(
             _qmark, tenant_id, environment, since, "CAST(received_at AS INTEGER) / 3600 * 3600"
         )
         return await self._query(
-            lambda conn: [traffic_from_row(r) for r in conn.execute(sql, params)]
+            lambda conn: [_dashboard_sql.traffic_from_row(r) for r in conn.execute(sql, params)]
         )
 
-    async def last_accepted(self, tenant_id: int, environment: Environment) -> dict[int, float]:
-        sql, params = last_accepted_sql(_qmark, tenant_id, environment)
+    async def last_accepted(
+        self, tenant_id: int, environment: domain.Environment
+    ) -> dict[int, float]:
+        sql, params = _dashboard_sql.last_accepted_sql(_qmark, tenant_id, environment)
         return await self._query(
             lambda conn: {int(r[0]): float(r[1]) for r in conn.execute(sql, params)}
         )
 
 
-def _contexts(conn: sqlite3.Connection, flt: PointFilter) -> list[str] | None:
-    if not needs_contexts(flt):
+def _contexts(conn: sqlite3.Connection, flt: domain.PointFilter) -> list[str] | None:
+    if not _sql.needs_contexts(flt):
         return None
-    sql, params = contexts_sql(_qmark, flt.tenant_id, flt.environment)
+    sql, params = _sql.contexts_sql(_qmark, flt.tenant_id, flt.environment)
     return [r[0] for r in conn.execute(sql, params)]
 
 
-def _chunks(points: list[DataPoint]) -> list[tuple[int, int]]:
+def _chunks(points: list[domain.DataPoint]) -> list[tuple[int, int]]:
     """(start, size) pairs covering ``points`` with sizes from ``_CHUNK_SIZES``."""
     out: list[tuple[int, int]] = []
     start, left = 0, len(points)
@@ -738,8 +682,8 @@ def _chunks(points: list[DataPoint]) -> list[tuple[int, int]]:
 
 
 def _apply_batch(
-    conn: sqlite3.Connection, write: BatchWrite, render: RenderAck
-) -> tuple[BatchCounts, bytes] | None:
+    conn: sqlite3.Connection, write: domain.BatchWrite, render: RenderAck
+) -> tuple[domain.BatchCounts, bytes] | None:
     if (
         write.idempotency_key is not None
         and conn.execute(
@@ -776,13 +720,13 @@ def _apply_batch(
                 created += 1
             else:
                 updated += 1
-    counts = BatchCounts(
+    counts = domain.BatchCounts(
         received=len(points),
         created=created,
         updated=updated,
         unchanged=len(points) - created - updated,
     )
-    conn.execute(_INSERT_BATCH, batch_values(write, counts))
+    conn.execute(_INSERT_BATCH, _sql.batch_values(write, counts))
     body = render(counts)
     if write.idempotency_key is not None:
         conn.execute(
@@ -800,5 +744,5 @@ def _apply_batch(
     return counts, body
 
 
-def _insert_record(conn: sqlite3.Connection, r: RequestRecord) -> None:
-    conn.execute(_INSERT_RECORD, record_values(r))
+def _insert_record(conn: sqlite3.Connection, r: domain.RequestRecord) -> None:
+    conn.execute(_INSERT_RECORD, _sql.record_values(r))

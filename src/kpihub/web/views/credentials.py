@@ -7,6 +7,7 @@ checking that the client belongs to this tenant.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Awaitable, Callable
 
 from starlette.responses import Response
 
@@ -144,35 +145,38 @@ async def rotate_secret(ctx: Ctx) -> Response:
     return await _show_secret(ctx, issued, "Rotated the secret of")
 
 
-@page(admin=True)
-async def retire_old_secret(ctx: Ctx) -> Response:
+async def _client_action(
+    ctx: Ctx, act: Callable[[Client], Awaitable[object]], done: str
+) -> Response:
+    """``act`` on the tenant's client named in the form, then back to the list."""
     try:
-        client = await _own_client(ctx)
-        await admin.retire_old_secret(ctx.svc.storage, client.client_id)
+        await act(await _own_client(ctx))
     except KpihubError as exc:
         return await _page(ctx, status=_status(exc), error=exc.message)
-    return redirect("/credentials?done=retired")
+    return redirect(f"/credentials?done={done}")
+
+
+@page(admin=True)
+async def retire_old_secret(ctx: Ctx) -> Response:
+    return await _client_action(
+        ctx, lambda c: admin.retire_old_secret(ctx.svc.storage, c.client_id), "retired"
+    )
 
 
 @page(admin=True)
 async def revoke(ctx: Ctx) -> Response:
-    try:
-        client = await _own_client(ctx)
-        await admin.revoke_client(ctx.svc.storage, client.client_id)
-    except KpihubError as exc:
-        return await _page(ctx, status=_status(exc), error=exc.message)
-    return redirect("/credentials?done=revoked")
+    return await _client_action(
+        ctx, lambda c: admin.revoke_client(ctx.svc.storage, c.client_id), "revoked"
+    )
 
 
 @page(admin=True)
 async def set_rate_limit(ctx: Ctx) -> Response:
-    try:
-        client = await _own_client(ctx)
+    async def act(client: Client) -> None:
         limit = _rate_limit(field(ctx, "rate_limit"))
         await admin.set_rate_limit(ctx.svc.storage, client.client_id, limit)
-    except KpihubError as exc:
-        return await _page(ctx, status=_status(exc), error=exc.message)
-    return redirect("/credentials?done=rate-limit")
+
+    return await _client_action(ctx, act, "rate-limit")
 
 
 @page(admin=True)

@@ -25,8 +25,8 @@ from kpihub.query.params import (
     parse_points,
     parse_series,
 )
+from kpihub.query.points import write_points_csv
 from kpihub.query.rollup import roll_up, slot_size
-from kpihub.query.routes import POINT_FIELDS
 from kpihub.web.page import Ctx, page, render
 
 RANGES: dict[str, str] = {
@@ -252,26 +252,10 @@ async def explorer_csv(ctx: Ctx) -> Response:
             for e in await _leaders(ctx, c, LEADERS_SHOWN):
                 writer.writerow((e.rank, e.id, repr(e.value), e.count))
     else:
-        writer.writerow(POINT_FIELDS)
+        points: list[StoredPoint] = []
         if catalog and not c.errors:
             points, _ = await _points(ctx, c, POINTS_MAX_LIMIT)
-            for p in points:
-                writer.writerow(
-                    (
-                        p.element_id,
-                        p.type,
-                        p.context,
-                        p.kpi,
-                        p.object_type,
-                        repr(p.value),
-                        p.units,
-                        p.user_id,
-                        p.location_id,
-                        p.timestamp,
-                        p.date_from,
-                        p.date_to,
-                    )
-                )
+        write_points_csv(writer, points)
     name = f"{ctx.tenant.name}-{ctx.environment.value}-{c.view}-{c.kpi or 'none'}.csv"
     name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
     return Response(
