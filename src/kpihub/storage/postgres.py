@@ -11,6 +11,7 @@ deadlock each other; a deadlock or serialization failure from elsewhere is retri
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
@@ -23,6 +24,7 @@ from asyncpg.pool import PoolConnectionProxy
 from kpihub import domain
 from kpihub.errors import Conflict, NotFound, StoreUnavailable
 from kpihub.storage import _dashboard_sql, _sql
+from kpihub.storage._client_updates import ClientUpdates
 from kpihub.storage._dashboard_sql import USER_COLUMNS
 from kpihub.storage.base import RenderAck
 
@@ -83,7 +85,7 @@ class _IdempotencyTaken(Exception):
     """Another request committed the same Idempotency-Key first; roll this one back."""
 
 
-class PostgresStorage:
+class PostgresStorage(ClientUpdates):
     def __init__(self, url: str, *, pool_size: int = 10, timeout: float = 10.0) -> None:
         self._url = url
         self._pool_size = pool_size
@@ -224,6 +226,8 @@ class PostgresStorage:
         return [_sql.client_from_row(row) for row in rows]
 
     async def _update_client(self, client_id: str, assignments: str, *params: Any) -> domain.Client:
+        numbers = iter(range(1, len(params) + 1))
+        assignments = re.sub(r"\?", lambda _: f"${next(numbers)}", assignments)
         row = await self._fetchrow(
             f"UPDATE clients SET {assignments} WHERE client_id = ${len(params) + 1} "
             f"RETURNING {_sql.CLIENT_COLUMNS}",
@@ -233,25 +237,6 @@ class PostgresStorage:
         if row is None:
             raise NotFound(f"No client with client_id '{client_id}'.")
         return _sql.client_from_row(row)
-
-    async def rotate_secret(self, client_id: str, new_hash: bytes) -> domain.Client:
-        return await self._update_client(
-            client_id, "old_secret_hash = secret_hash, secret_hash = $1", new_hash
-        )
-
-    async def retire_old_secret(self, client_id: str) -> domain.Client:
-        return await self._update_client(client_id, "old_secret_hash = NULL")
-
-    async def revoke_client(self, client_id: str, now: int) -> domain.Client:
-        return await self._update_client(
-            client_id,
-            "revoked_at = COALESCE(revoked_at, $1), tokens_valid_after = $2",
-            now,
-            now + 1,
-        )
-
-    async def set_rate_limit(self, client_id: str, rate_limit: int | None) -> domain.Client:
-        return await self._update_client(client_id, "rate_limit = $1", rate_limit)
 
     async def touch_client(self, client_pk: int, now: int) -> None:
         await self._execute("UPDATE clients SET last_used_at = $1 WHERE id = $2", now, client_pk)

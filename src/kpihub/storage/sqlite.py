@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 from kpihub import domain
 from kpihub.errors import Conflict, NotFound, StoreUnavailable
 from kpihub.storage import _dashboard_sql, _sql
+from kpihub.storage._client_updates import ClientUpdates
 from kpihub.storage._dashboard_sql import USER_COLUMNS
 from kpihub.storage.base import RenderAck
 from kpihub.storage.urls import sqlite_path
@@ -205,7 +206,7 @@ class _Writer(threading.Thread):
                 fut.set_exception(value)
 
 
-class SqliteStorage:
+class SqliteStorage(ClientUpdates):
     def __init__(self, url: str, *, synchronous: str = "full") -> None:
         self.path = sqlite_path(url)
         self._synchronous = synchronous
@@ -379,25 +380,6 @@ class SqliteStorage:
         client = await self.get_client(client_id)
         assert client is not None
         return client
-
-    async def rotate_secret(self, client_id: str, new_hash: bytes) -> domain.Client:
-        return await self._update_client(
-            client_id, "old_secret_hash = secret_hash, secret_hash = ?", new_hash
-        )
-
-    async def retire_old_secret(self, client_id: str) -> domain.Client:
-        return await self._update_client(client_id, "old_secret_hash = NULL")
-
-    async def revoke_client(self, client_id: str, now: int) -> domain.Client:
-        return await self._update_client(
-            client_id,
-            "revoked_at = COALESCE(revoked_at, ?), tokens_valid_after = ?",
-            now,
-            now + 1,
-        )
-
-    async def set_rate_limit(self, client_id: str, rate_limit: int | None) -> domain.Client:
-        return await self._update_client(client_id, "rate_limit = ?", rate_limit)
 
     async def touch_client(self, client_pk: int, now: int) -> None:
         await self._write(
