@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from types import TracebackType
 from typing import Self
 
 
-class Closing:
+class Closing(ABC):
     """``__enter__`` gives the object itself; ``__exit__`` calls its ``close()``."""
 
+    @abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Release what the object owns (connections, files)."""
 
     def __enter__(self) -> Self:
         return self
