@@ -6,7 +6,7 @@ Starts a real server on a temporary SQLite database with default settings (durab
 commits: ``synchronous=full``), sends distinct batches (every element is new) from
 ``--concurrency`` keep-alive connections, and prints elements/s acknowledged, request
 latency percentiles, and the server's peak RSS while it ingests a ~10 MB body.
-Targets (issue 2): >= 30,000 elements/s, p99 < 50 ms, peak RSS < 200 MB.
+Targets: >= 30,000 elements/s, p99 < 50 ms, peak RSS < 200 MB.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from bench.common import (
     token,
 )
 
-# Elements/s acknowledged by one node: issue 2 (SQLite) and issue 3 (PostgreSQL).
+# Elements/s acknowledged by one node, per store.
 TARGETS = {"sqlite": 30_000, "postgres": 20_000}
 TARGET_P99_MS = 50.0
 TARGET_RSS_MB = 200.0

@@ -18,7 +18,7 @@ the statement(s) that method runs, on a plain connection (sqlite3 / asyncpg). K,
 T vary between repetitions over ``--variants`` seeded cases, the same list for every
 path; each case's answer from the API is checked against the store's.
 
-Targets (issue 4): each median <= 150 ms; API / store <= 1.25.
+Targets: each median <= 150 ms; API / store <= 1.25.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ Times ``hit`` decisions through the limiter chain the app builds
 (``build_limiter``: metered, with the Redis failure fallback) from one event loop,
 the way a server process makes them: one after another, and from ``--concurrency``
 tasks at once. Each decision is timed from the call to its answer. Counters live
-under a fresh key prefix, deleted at the end. Target (issue 3): Redis p99 < 2 ms.
+under a fresh key prefix, deleted at the end. Target: Redis p99 < 2 ms.
 """
 
 from __future__ import annotations
