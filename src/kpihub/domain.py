@@ -288,6 +288,18 @@ class NewDashboardUser:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestFilter:
+    """Which received requests the debugger lists: newest first, ``limit`` of them."""
+
+    tenant_id: int
+    environment: Environment
+    status: int | None = None  # one HTTP status
+    rejected: bool | None = None  # True: refused ones only; False: accepted only
+    before: float | None = None  # received before this epoch time (the next page)
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
 class RequestSummary:
     """One row of ``batches`` (an accepted batch or a refused request), without its body."""
 

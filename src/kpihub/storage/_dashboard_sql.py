@@ -14,6 +14,7 @@ from kpihub.domain import (
     HourlyTraffic,
     NewDashboardUser,
     RequestDetail,
+    RequestFilter,
     RequestSummary,
     Role,
 )
@@ -75,30 +76,21 @@ def _environment(b: Binder, environment: Environment) -> str:
     return f"(environment = {b(environment.value)} OR environment IS NULL)"
 
 
-def requests_sql(
-    mark: Mark,
-    tenant_id: int,
-    environment: Environment,
-    *,
-    status: int | None,
-    rejected: bool | None,
-    before: float | None,
-    limit: int,
-) -> tuple[str, list[Any]]:
+def requests_sql(mark: Mark, flt: RequestFilter) -> tuple[str, list[Any]]:
     """The latest requests of an environment, newest first."""
     b = Binder(mark)
-    where = f"tenant_id = {b(tenant_id)} AND {_environment(b, environment)}"
-    if status is not None:
-        where += f" AND http_status = {b(status)}"
-    if rejected is True:
+    where = f"tenant_id = {b(flt.tenant_id)} AND {_environment(b, flt.environment)}"
+    if flt.status is not None:
+        where += f" AND http_status = {b(flt.status)}"
+    if flt.rejected is True:
         where += " AND http_status <> 200"
-    elif rejected is False:
+    elif flt.rejected is False:
         where += " AND http_status = 200"
-    if before is not None:
-        where += f" AND received_at < {b(before)}"
+    if flt.before is not None:
+        where += f" AND received_at < {b(flt.before)}"
     sql = (
         f"SELECT {SUMMARY_COLUMNS} FROM batches WHERE {where} "
-        f"ORDER BY received_at DESC, id DESC LIMIT {b(limit)}"
+        f"ORDER BY received_at DESC, id DESC LIMIT {b(flt.limit)}"
     )
     return sql, b.params
 

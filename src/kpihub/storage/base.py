@@ -109,16 +109,7 @@ class Storage(Protocol):
     async def end_sessions(self, user_pk: int, now: int) -> None:
         """Void every session of the user issued up to ``now`` (sign-out)."""
 
-    async def list_requests(
-        self,
-        tenant_id: int,
-        environment: domain.Environment,
-        *,
-        status: int | None = None,
-        rejected: bool | None = None,
-        before: float | None = None,
-        limit: int = 100,
-    ) -> list[domain.RequestSummary]:
+    async def list_requests(self, flt: domain.RequestFilter) -> list[domain.RequestSummary]:
         """The latest requests of an environment (and those refused before
         authentication, which have none), newest first."""
 

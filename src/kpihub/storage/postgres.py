@@ -439,25 +439,8 @@ class PostgresStorage(ClientUpdates):
             "UPDATE dashboard_users SET sessions_valid_after = $1 WHERE id = $2", now + 1, user_pk
         )
 
-    async def list_requests(
-        self,
-        tenant_id: int,
-        environment: domain.Environment,
-        *,
-        status: int | None = None,
-        rejected: bool | None = None,
-        before: float | None = None,
-        limit: int = 100,
-    ) -> list[domain.RequestSummary]:
-        sql, params = _dashboard_sql.requests_sql(
-            _dollar,
-            tenant_id,
-            environment,
-            status=status,
-            rejected=rejected,
-            before=before,
-            limit=limit,
-        )
+    async def list_requests(self, flt: domain.RequestFilter) -> list[domain.RequestSummary]:
+        sql, params = _dashboard_sql.requests_sql(_dollar, flt)
         return [_dashboard_sql.summary_from_row(r) for r in await self._fetch(sql, *params)]
 
     async def get_request(self, tenant_id: int, batch_id: str) -> domain.RequestDetail | None:

@@ -597,25 +597,8 @@ class SqliteStorage(ClientUpdates):
             )
         )
 
-    async def list_requests(
-        self,
-        tenant_id: int,
-        environment: domain.Environment,
-        *,
-        status: int | None = None,
-        rejected: bool | None = None,
-        before: float | None = None,
-        limit: int = 100,
-    ) -> list[domain.RequestSummary]:
-        sql, params = _dashboard_sql.requests_sql(
-            _qmark,
-            tenant_id,
-            environment,
-            status=status,
-            rejected=rejected,
-            before=before,
-            limit=limit,
-        )
+    async def list_requests(self, flt: domain.RequestFilter) -> list[domain.RequestSummary]:
+        sql, params = _dashboard_sql.requests_sql(_qmark, flt)
         return await self._query(
             lambda conn: [_dashboard_sql.summary_from_row(r) for r in conn.execute(sql, params)]
         )

@@ -9,7 +9,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from kpihub.domain import Client, RequestDetail
+from kpihub.domain import Client, RequestDetail, RequestFilter
 from kpihub.web.page import Ctx, page, render
 
 PAGE_SIZE = 100
@@ -44,12 +44,14 @@ async def requests(ctx: Ctx) -> Response:
     except ValueError:
         before = None
     rows = await ctx.svc.storage.list_requests(
-        ctx.tenant.id,
-        ctx.environment,
-        status=int(status_filter) if status_filter.isdigit() else None,
-        rejected={"accepted": False, "rejected": True}.get(status_filter),
-        before=before,
-        limit=PAGE_SIZE,
+        RequestFilter(
+            ctx.tenant.id,
+            ctx.environment,
+            status=int(status_filter) if status_filter.isdigit() else None,
+            rejected={"accepted": False, "rejected": True}.get(status_filter),
+            before=before,
+            limit=PAGE_SIZE,
+        )
     )
     names = _client_names(await ctx.svc.storage.list_clients(ctx.tenant.id))
     older = rows[-1].received_at if len(rows) == PAGE_SIZE else None
