@@ -22,6 +22,7 @@ from kpihub.domain import (
     PointKey,
     RankedEntry,
     RequestRecord,
+    SigningKey,
     SlotAggregate,
     StoredPoint,
 )
@@ -435,3 +436,24 @@ def catalog_entries(rows: Sequence[Any], unit_rows: Sequence[Any]) -> list[Catal
     ]
     entries.sort(key=lambda e: (e.type, e.context, e.kpi))
     return entries
+
+
+SELECT_SIGNING_KEYS = (
+    "SELECT kid, private_pem, public_jwk, created_at, retired_at FROM signing_keys "
+    "ORDER BY created_at, kid"
+)
+
+
+def signing_key_from_row(row: Any) -> SigningKey:
+    return SigningKey(
+        kid=row[0],
+        private_pem=bytes(row[1]),
+        public_jwk=json.loads(row[2]),
+        created_at=row[3],
+        retired_at=row[4],
+    )
+
+
+def signing_key_values(key: SigningKey) -> tuple[Any, ...]:
+    """A ``signing_keys`` row: kid, private_pem, public_jwk, created_at, retired_at."""
+    return (key.kid, key.private_pem, json.dumps(key.public_jwk), key.created_at, key.retired_at)

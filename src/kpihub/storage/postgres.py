@@ -10,7 +10,6 @@ deadlock each other; a deadlock or serialization failure from elsewhere is retri
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -244,30 +243,14 @@ class PostgresStorage(ClientUpdates):
     # -- keys and revocation -------------------------------------------------------
 
     async def signing_keys(self) -> list[domain.SigningKey]:
-        rows = await self._fetch(
-            "SELECT kid, private_pem, public_jwk, created_at, retired_at FROM signing_keys "
-            "ORDER BY created_at, kid"
-        )
-        return [
-            domain.SigningKey(
-                kid=r[0],
-                private_pem=bytes(r[1]),
-                public_jwk=json.loads(r[2]),
-                created_at=r[3],
-                retired_at=r[4],
-            )
-            for r in rows
-        ]
+        rows = await self._fetch(_sql.SELECT_SIGNING_KEYS)
+        return [_sql.signing_key_from_row(r) for r in rows]
 
     async def add_signing_key(self, key: domain.SigningKey) -> None:
         await self._execute(
             "INSERT INTO signing_keys (kid, private_pem, public_jwk, created_at, retired_at) "
             "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (kid) DO NOTHING",
-            key.kid,
-            key.private_pem,
-            json.dumps(key.public_jwk),
-            key.created_at,
-            key.retired_at,
+            *_sql.signing_key_values(key),
         )
 
     async def retire_signing_key(self, kid: str, now: int) -> domain.SigningKey:

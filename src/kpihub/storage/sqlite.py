@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import queue
 import sqlite3
 import threading
@@ -391,33 +390,15 @@ class SqliteStorage(ClientUpdates):
     # -- keys and revocation -------------------------------------------------------
 
     async def signing_keys(self) -> list[domain.SigningKey]:
-        rows = self._reader().execute(
-            "SELECT kid, private_pem, public_jwk, created_at, retired_at FROM signing_keys "
-            "ORDER BY created_at, kid"
-        )
-        return [
-            domain.SigningKey(
-                kid=r[0],
-                private_pem=bytes(r[1]),
-                public_jwk=json.loads(r[2]),
-                created_at=r[3],
-                retired_at=r[4],
-            )
-            for r in rows
-        ]
+        rows = self._reader().execute(_sql.SELECT_SIGNING_KEYS)
+        return [_sql.signing_key_from_row(r) for r in rows]
 
     async def add_signing_key(self, key: domain.SigningKey) -> None:
         await self._write(
             lambda conn: conn.execute(
                 "INSERT OR IGNORE INTO signing_keys "
                 "(kid, private_pem, public_jwk, created_at, retired_at) VALUES (?, ?, ?, ?, ?)",
-                (
-                    key.kid,
-                    key.private_pem,
-                    json.dumps(key.public_jwk),
-                    key.created_at,
-                    key.retired_at,
-                ),
+                _sql.signing_key_values(key),
             )
         )
 
