@@ -49,6 +49,15 @@ class Client:
 
 
 @dataclass(frozen=True, slots=True)
+class BearerContext:
+    """What one authenticated API request needs from the store, read in one go."""
+
+    tenant: Tenant
+    client: Client | None  # None: no such client on this tenant
+    token_revoked: bool
+
+
+@dataclass(frozen=True, slots=True)
 class NewClient:
     """What the store needs to create a client (the secret only as its hash)."""
 

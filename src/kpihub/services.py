@@ -49,16 +49,23 @@ class Services:
             zone = self._zones[name] = ZoneInfo(name)
         return zone
 
+    def tenant_name(self, request: Request) -> str:
+        """The tenant name the request's host gives (unchecked against the store);
+        ``UnknownTenant`` when the host names none."""
+        host = request_host(request, self.settings)
+        name = tenant_name_from_host(host, self.settings.base_domain)
+        if name is None:
+            raise UnknownTenant(host)
+        return name
+
     async def tenant(self, request: Request) -> Tenant:
         """The tenant the request's host names; ``UnknownTenant`` otherwise."""
         cached: Tenant | None = getattr(request.state, "tenant", None)
         if cached is not None:
             return cached
-        host = request_host(request, self.settings)
-        name = tenant_name_from_host(host, self.settings.base_domain)
-        tenant = await self.storage.get_tenant(name) if name else None
+        tenant = await self.storage.get_tenant(self.tenant_name(request))
         if tenant is None:
-            raise UnknownTenant(host)
+            raise UnknownTenant(request_host(request, self.settings))
         request.state.tenant = tenant
         return tenant
 

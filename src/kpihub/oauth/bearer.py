@@ -8,10 +8,10 @@ from typing import Any
 from starlette.requests import Request
 
 from kpihub.domain import Client, Environment, Tenant
-from kpihub.errors import InsufficientScope, InvalidToken
+from kpihub.errors import InsufficientScope, InvalidToken, UnknownTenant
 from kpihub.oauth.jwt import UnknownSigningKey
 from kpihub.services import Services
-from kpihub.tenancy import audience_for, client_address, issuer_for
+from kpihub.tenancy import audience_for, client_address, issuer_for, request_host
 
 API_LIMIT = "api"
 AUTH_FAILURE_LIMIT = "auth-failure"
@@ -59,19 +59,36 @@ def _bearer_token(request: Request) -> str:
     return token
 
 
-async def _verify(svc: Services, request: Request, tenant: Tenant) -> Principal:
+async def _claims(svc: Services, request: Request, tenant_name: str) -> dict[str, Any]:
     token = _bearer_token(request)
     settings = svc.settings
-    issuer, audience = issuer_for(tenant.name, settings), audience_for(tenant.name, settings)
+    issuer, audience = issuer_for(tenant_name, settings), audience_for(tenant_name, settings)
     try:
-        claims = svc.signer.verify(token, issuer=issuer, audience=audience)
+        return svc.signer.verify(token, issuer=issuer, audience=audience)
     except UnknownSigningKey:
         # A key another node generated after this one loaded its keys.
         if not await svc.refresh_signer():
             raise
-        claims = svc.signer.verify(token, issuer=issuer, audience=audience)
-    client = await svc.storage.get_client(str(claims.get("client_id", "")))
-    if client is None or client.tenant_id != tenant.id:
+        return svc.signer.verify(token, issuer=issuer, audience=audience)
+
+
+async def _verify(svc: Services, request: Request) -> Principal:
+    name = svc.tenant_name(request)
+    try:
+        claims = await _claims(svc, request, name)
+    except InvalidToken:
+        await svc.tenant(request)  # an unknown tenant is a 404 before any 401
+        raise
+    # Tenant, client and revocation in one read: every request sees the store's state
+    # (revocations and limits set on any node apply at once) for one round trip.
+    found = await svc.storage.bearer_context(
+        name, str(claims.get("client_id", "")), str(claims.get("jti", ""))
+    )
+    if found is None:
+        raise UnknownTenant(request_host(request, svc.settings))
+    tenant, client = found.tenant, found.client
+    request.state.tenant = tenant
+    if client is None:
         raise InvalidToken("The access token's client does not exist on this tenant.")
     if not client.active:
         raise InvalidToken("The client of this access token has been revoked.")
@@ -79,7 +96,7 @@ async def _verify(svc: Services, request: Request, tenant: Tenant) -> Principal:
         raise InvalidToken("The access token has been revoked; request a new one.")
     if claims.get("env") != client.environment.value:
         raise InvalidToken("The access token's environment does not match its client.")
-    if await svc.storage.is_token_revoked(str(claims.get("jti", ""))):
+    if found.token_revoked:
         raise InvalidToken("The access token has been revoked; request a new one.")
     return Principal(tenant=tenant, client=client, claims=claims)
 
@@ -91,10 +108,9 @@ async def authenticate(svc: Services, request: Request, scope: str) -> Principal
     tokens is throttled too. The limit state lands on ``request.state.ratelimit`` so
     every response, errors included, carries the headers.
     """
-    tenant = await svc.tenant(request)
     settings = svc.settings
     try:
-        principal = await _verify(svc, request, tenant)
+        principal = await _verify(svc, request)
     except InvalidToken:
         await svc.limiter.hit(
             AUTH_FAILURE_LIMIT,

@@ -14,6 +14,7 @@ from typing import Any
 from kpihub.domain import (
     BatchCounts,
     BatchWrite,
+    BearerContext,
     CatalogEntry,
     Client,
     Environment,
@@ -25,6 +26,7 @@ from kpihub.domain import (
     SigningKey,
     SlotAggregate,
     StoredPoint,
+    Tenant,
 )
 
 Mark = Callable[[int], str]
@@ -144,6 +146,31 @@ def record_values(r: RequestRecord) -> tuple[Any, ...]:
         json.dumps(r.errors) if r.errors else None,
         r.message,
     )
+
+
+def bearer_sql(mark: Mark, tenant_name: str, client_id: str, jti: str) -> tuple[str, list[Any]]:
+    """Tenant, its client and the token's revocation in one statement (one round trip).
+
+    Selects the tenant columns, then ``CLIENT_COLUMNS`` (all NULL when the tenant has no
+    such client), then whether the token id is revoked; no row when there is no tenant.
+    """
+    b = Binder(mark)
+    client_columns = ", ".join(f"c.{name.strip()}" for name in CLIENT_COLUMNS.split(","))
+    sql = (
+        "SELECT t.id, t.name, t.timezone, t.created_at, "
+        f"{client_columns}, "
+        f"EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = {b(jti)}) "
+        "FROM tenants t LEFT JOIN clients c "
+        f"ON c.client_id = {b(client_id)} AND c.tenant_id = t.id "
+        f"WHERE t.name = {b(tenant_name)}"
+    )
+    return sql, b.params
+
+
+def bearer_from_row(row: Any) -> BearerContext:
+    """A ``BearerContext`` from a ``bearer_sql`` row."""
+    client = client_from_row(row[4:18]) if row[4] is not None else None
+    return BearerContext(tenant=Tenant(*row[0:4]), client=client, token_revoked=bool(row[18]))
 
 
 def client_from_row(row: Any) -> Client:

@@ -49,6 +49,11 @@ class Storage(Protocol):
 
     async def revoke_token(self, jti: str, client_pk: int, expires_at: int) -> None: ...
     async def is_token_revoked(self, jti: str) -> bool: ...
+    async def bearer_context(
+        self, tenant_name: str, client_id: str, jti: str
+    ) -> domain.BearerContext | None:
+        """The tenant, its client ``client_id`` and whether ``jti`` is revoked, in one read;
+        None when there is no tenant ``tenant_name``."""
 
     # Ingestion.
     async def ingest(

@@ -80,6 +80,14 @@ def _storable(*texts: str) -> bool:
     return not any("\x00" in text for text in texts)
 
 
+async def _no_session_state(conn: Connection) -> None:
+    """Pool release without asyncpg's ``RESET ALL``/``UNLISTEN`` round trip.
+
+    kpihub never changes session state (no SET, LISTEN, advisory locks, cursors kept
+    open); asyncpg still rolls back a transaction left open before calling this.
+    """
+
+
 class _IdempotencyTaken(Exception):
     """Another request committed the same Idempotency-Key first; roll this one back."""
 
@@ -103,6 +111,7 @@ class PostgresStorage(ClientUpdates):
                 max_size=self._pool_size,
                 command_timeout=self._timeout,
                 timeout=self._timeout,
+                reset=_no_session_state,
             )
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"PostgreSQL cannot be reached: {exc}") from exc
@@ -276,6 +285,17 @@ class PostgresStorage(ClientUpdates):
         if not _storable(jti):
             return False
         return await self._fetchrow("SELECT 1 FROM revoked_tokens WHERE jti = $1", jti) is not None
+
+    async def bearer_context(
+        self, tenant_name: str, client_id: str, jti: str
+    ) -> domain.BearerContext | None:
+        if not _storable(tenant_name):
+            return None
+        if not _storable(client_id, jti):  # text PostgreSQL cannot hold matches nothing
+            client_id = jti = ""
+        sql, params = _sql.bearer_sql(_dollar, tenant_name, client_id, jti)
+        row = await self._fetchrow(sql, *params)
+        return _sql.bearer_from_row(row) if row else None
 
     # -- ingestion -----------------------------------------------------------------
 

@@ -430,6 +430,13 @@ class SqliteStorage(ClientUpdates):
     async def is_token_revoked(self, jti: str) -> bool:
         return self._one("SELECT 1 FROM revoked_tokens WHERE jti = ?", jti) is not None
 
+    async def bearer_context(
+        self, tenant_name: str, client_id: str, jti: str
+    ) -> domain.BearerContext | None:
+        sql, params = _sql.bearer_sql(_qmark, tenant_name, client_id, jti)
+        row = self._one(sql, *params)
+        return _sql.bearer_from_row(row) if row else None
+
     # -- ingestion -----------------------------------------------------------------
 
     async def ingest(
