@@ -19,6 +19,7 @@ from kpihub.storage import Storage
 from kpihub.tenancy import request_host, tenant_name_from_host
 
 SIGNER_REFRESH_EVERY = 5.0  # seconds
+MAX_REMEMBERED_INTEGRATIONS = 10_000
 
 
 @dataclass
@@ -32,6 +33,7 @@ class Services:
     started_at: float = field(default_factory=time.time)
     last_touch: dict[int, int] = field(default_factory=dict)  # client pk -> epoch
     _zones: dict[str, ZoneInfo] = field(default_factory=dict)
+    _integrations: set[tuple[int, str]] = field(default_factory=set)
     _signer_loaded: float = float("-inf")
 
     async def refresh_signer(self) -> bool:
@@ -57,6 +59,22 @@ class Services:
         if name is None:
             raise UnknownTenant(host)
         return name
+
+    async def integration_registered(self, tenant_id: int, identifier: str) -> bool:
+        """Whether ``identifier`` is registered for the tenant.
+
+        Identifiers are never deleted, so a "yes" is remembered (bounded); a "no" is
+        always asked again, so an identifier registered a moment ago works at once.
+        """
+        key = (tenant_id, identifier)
+        if key in self._integrations:
+            return True
+        if not await self.storage.integration_exists(tenant_id, identifier):
+            return False
+        if len(self._integrations) >= MAX_REMEMBERED_INTEGRATIONS:
+            self._integrations.clear()
+        self._integrations.add(key)
+        return True
 
     async def tenant(self, request: Request) -> Tenant:
         """The tenant the request's host names; ``UnknownTenant`` otherwise."""

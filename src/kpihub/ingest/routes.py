@@ -155,7 +155,7 @@ async def _ingest(request: Request, svc: Services, received_at: float) -> Respon
         not isinstance(type_, str)
         or not type_
         or "type" in errors
-        or await svc.storage.integration_exists(tenant.id, type_)
+        or await svc.integration_registered(tenant.id, type_)
     )
     if not registered:
         errors = {
