@@ -225,10 +225,14 @@ async def load(
     elements_per_request: int,
     concurrency: int,
     seconds: float,
+    *,
+    ok_status: int = 200,
+    cycle: bool = True,
 ) -> LoadResult:
     """``concurrency`` keep-alive connections sending ``requests`` round-robin for ``seconds``.
 
     Connection i goes to ``ports[i % len(ports)]``, so several nodes share the load.
+    With ``cycle=False`` each request is sent once: the run ends early when they run out.
     """
     result = LoadResult(seconds)
     deadline = time.perf_counter() + seconds
@@ -238,12 +242,15 @@ async def load(
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
             while time.perf_counter() < deadline:
-                request = requests[next(counter) % len(requests)]
+                n = next(counter)
+                if not cycle and n >= len(requests):
+                    break
+                request = requests[n % len(requests)]
                 started = time.perf_counter()
                 status, _ = await exchange(reader, writer, request)
                 result.latencies.append(time.perf_counter() - started)
                 result.requests += 1
-                if status == 200:
+                if status == ok_status:
                     result.acked_elements += elements_per_request
                 else:
                     result.errors += 1
