@@ -105,6 +105,15 @@ def test_unregistered_type_names_it_and_says_how_to_register(harness: Harness, t
     assert "kpihub integration create" in text
 
 
+def test_type_registered_after_a_refusal_is_accepted_at_once(harness: Harness, token: str) -> None:
+    # Known identifiers are remembered by the process; refusals must not be.
+    rejected(harness, token, example_body("registered-later"))
+    harness.integration(identifier="registered-later")
+    response = harness.post_kpi(token, example_body("registered-later"))
+    assert response.status_code == 200, response.text
+    assert response.json()["created"] == 6
+
+
 def test_type_of_another_tenant_is_not_registered_here(harness: Harness, token: str) -> None:
     harness.tenant("beta")  # the only test that creates it: the app is shared
     harness.integration("beta", "beta-only")
