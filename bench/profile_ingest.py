@@ -1,0 +1,133 @@
+"""Where an ingested element's time goes: py-spy on a loaded ``kpihub serve``.
+
+    python -m bench.profile_ingest [--seconds 10] [--concurrency 8] [--batch 100] \
+        [--rate 200] [--raw profile.txt]
+
+Starts a server with default settings (SQLite, fsync per commit), loads it with new
+``--batch``-element batches from ``--concurrency`` connections, and samples every
+thread of the server with py-spy (``--rate`` samples/s, idle threads not counted)
+for ``--seconds`` while the load runs. Each sample is put in one category by the
+innermost frame that names one (see ``CATEGORIES``), and the table gives, per
+acknowledged element, the CPU microseconds each category took:
+
+    sample share x seconds / elements acknowledged in those seconds
+
+Needs py-spy (``pip install -e '.[bench]'``); run as root or with ptrace allowed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import kpi_request, kpihub_env, load, serve, setup_tenant, token
+from bench.points import generate, kpihub_body
+
+# (category, substrings of a frame): the innermost frame of a sample that contains one
+# of them decides; order matters only when several match the same frame.
+CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
+    ("time parsing", ("ingest/times.py",)),
+    ("number parsing", ("objecttypes/",)),
+    ("validation", ("ingest/validate.py",)),
+    ("JSON decoding", ("decode_json", "msgspec")),
+    ("raw-body compression", ("zlib", "compress")),
+    ("storage: commit (WAL write + fsync)", ("_commit_group (kpihub/storage/sqlite.py",)),
+    ("storage: upserts", ("_apply_batch", "_sql.py")),
+    ("storage: reads on the event loop", ("SqliteStorage._one", "bearer_context")),
+    ("storage: checkpoints", ("_Checkpointer",)),
+    ("authentication + throttle", ("oauth/", "ratelimit.py", "limits/")),
+    ("ingest route (the rest of it)", ("ingest/routes.py",)),
+    ("HTTP: uvicorn, Starlette, middleware", ("uvicorn/", "starlette/", "metrics.py", "httptools")),
+]
+OTHER = "event loop and the rest"
+
+
+def categorise(stack: str) -> str:
+    frames = stack.split(";")
+    for frame in reversed(frames[1:]):
+        for name, needles in CATEGORIES:
+            if any(n in frame for n in needles):
+                return name
+    return OTHER
+
+
+def summarise(raw: Path, rate: int, elements: int) -> list[tuple[str, int, float]]:
+    """(category, samples, µs per element), biggest first."""
+    counts: collections.Counter[str] = collections.Counter()
+    for line in raw.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not stack:
+            continue
+        # py-spy counts a thread waiting on a lock or the network as idle and drops
+        # it; a writer blocked in the queue's get is such a wait.
+        if "SimpleQueue.get" in stack or "Condition.wait" in stack:
+            continue
+        counts[categorise(stack)] += int(n)
+    return [
+        (name, samples, samples / rate / elements * 1e6) for name, samples in counts.most_common()
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--rate", type=int, default=200)
+    parser.add_argument("--raw", type=Path, help="keep py-spy's raw output here")
+    args = parser.parse_args()
+    spy = shutil.which("py-spy")
+    if spy is None:
+        raise SystemExit("py-spy not found: pip install -e '.[bench]'")
+
+    with tempfile.TemporaryDirectory(prefix="kpihub-profile-") as tmp:
+        env = kpihub_env(Path(tmp))
+        tenant = setup_tenant(env)
+        with serve(env) as server:
+            access = token(server.port, tenant)
+            points = generate(3, 0, int(args.seconds * 150_000) + 200_000)
+            requests = [
+                kpi_request(tenant, access, kpihub_body(points[i : i + args.batch]))
+                for i in range(0, len(points), args.batch)
+            ]
+            warm = 200_000 // args.batch
+            asyncio.run(load([server.port], requests[:warm], args.batch, args.concurrency, 2.0))
+            raw = args.raw or Path(tmp) / "profile.txt"
+            command = [spy, "record", "-p", str(server.pid), "-r", str(args.rate)]
+            command += ["-d", str(int(args.seconds)), "--threads", "-f", "raw", "-o", str(raw)]
+            profiler = subprocess.Popen(
+                command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            time.sleep(0.5)  # py-spy attaches
+            result = asyncio.run(
+                load(
+                    [server.port],
+                    requests[warm:],
+                    args.batch,
+                    args.concurrency,
+                    int(args.seconds),
+                    cycle=False,
+                )
+            )
+            profiler.wait()
+            rows = summarise(raw, args.rate, result.acked_elements)
+
+    print(
+        f"{result.elements_per_s:,.0f} elements/s acknowledged while profiled "
+        f"({result.acked_elements:,} elements in {result.seconds:.1f} s, "
+        f"{args.concurrency} connections, {args.batch}-element batches)"
+    )
+    print(f"{'category':<40} {'samples':>8} {'µs/element':>11}")
+    for name, samples, us in rows:
+        print(f"{name:<40} {samples:>8} {us:>11.2f}")
+    print(f"{'total CPU':<40} {sum(r[1] for r in rows):>8} {sum(r[2] for r in rows):>11.2f}")
+
+
+if __name__ == "__main__":
+    main()
