@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
 from collections.abc import Callable
 
 import httpx
+import pytest
 
 from kpihub.domain import Environment, Role
 from kpihub.oauth.secrets import hash_secret
@@ -29,8 +31,18 @@ def _basic(client_id: str, secret: str) -> str:
     return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
 
 
+def _server_log(caplog: pytest.LogCaptureFixture) -> str:
+    """What the app logged (the test's own HTTP client logs the URLs it calls: left out)."""
+    formatter = logging.Formatter("%(levelname)s %(name)s: %(message)s")
+    return "\n".join(
+        formatter.format(record)
+        for record in caplog.records
+        if not record.name.startswith(("httpx", "httpcore"))
+    )
+
+
 def test_error_answers_never_repeat_a_secret_or_a_token(
-    harness: Harness, creds: Credentials, token: str
+    harness: Harness, creds: Credentials, token: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     h = harness
     wrong = creds.client_secret[:-6] + "abcdef"
@@ -87,10 +99,13 @@ def test_error_answers_never_repeat_a_secret_or_a_token(
             data={"token": token, "client_id": creds.client_id, "client_secret": wrong},
         ),
     }
+    caplog.set_level(logging.DEBUG)
     for name, attempt in attempts.items():
         response = attempt()
         assert response.status_code in (400, 401, 415), (name, response.text)
         assert_not_leaked(name, _whole(response), creds.client_secret, wrong, token)
+    # Nor does the app's log, at debug level (a real server's: test_server_logs.py).
+    assert_not_leaked("the app's log", _server_log(caplog), creds.client_secret, wrong, token)
 
 
 def _every_stored_value(h: Harness) -> str:
