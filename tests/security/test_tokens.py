@@ -95,7 +95,7 @@ def test_alg_none_is_refused(shared: Harness) -> None:
     creds = shared.client()
     kid = signing_key(shared).kid
     claims = claims_for(creds)
-    unsigned = jwt.encode(claims, None, algorithm="none", headers={"typ": "at+jwt", "kid": kid})
+    unsigned = jwt.encode(claims, "", algorithm="none", headers={"typ": "at+jwt", "kid": kid})
     assert unsigned.endswith(".")
     payload = unsigned.split(".")[1]
     tokens = [unsigned, unsigned + "c2ln"]
