@@ -269,3 +269,25 @@ def test_token_in_the_query_string_is_refused(shared: Harness) -> None:
             assert "query string" in response.json()["message"]
             assert token not in response.text
     assert count_points(shared, Environment.TESTING) == before
+
+
+def test_a_forwarded_host_does_not_pick_the_tenant_by_default(shared: Harness) -> None:
+    shared.tenant("tenant-x")
+    shared.integration("tenant-x")
+    theirs = shared.token(shared.client("tenant-x"))
+    # Sent to acme's host, claiming to be for tenant-x's: acme answers, and refuses.
+    response = shared.post_kpi(
+        theirs, example_body(), headers={"X-Forwarded-Host": "tenant-x.localhost"}
+    )
+    assert "http://tenant-x.localhost" in assert_unauthorized(response)
+    # An unknown host is no tenant at all.
+    unknown = shared.http.get("http://nobody.localhost/api/external/v1/kpi")
+    assert unknown.status_code == 404, unknown.text
+
+
+def test_the_jwks_publishes_no_private_key_material(shared: Harness) -> None:
+    jwks = shared.http.get("http://acme.localhost/.well-known/jwks.json").json()
+    assert jwks["keys"]
+    for jwk in jwks["keys"]:
+        assert set(jwk) == {"kty", "crv", "x", "kid", "alg", "use"}, jwk
+        assert jwk["alg"] == "EdDSA" and jwk["use"] == "sig"
