@@ -204,9 +204,10 @@ def test_dashboard_filter_is_not_injectable(intact: World, page: str) -> None:
 
 def test_dashboard_forms_store_a_payload_as_plain_text(world: World) -> None:
     h = world.h
-    # Sign-in: an injected email is one more unknown email.
+    # Sign-in: an injected email is one more unknown email (each costs an argon2
+    # verification, so a few of the payloads are enough).
     h.http.cookies.clear()
-    for payload in PAYLOADS:
+    for payload in PAYLOADS[:6]:
         form = h.http.get(f"{ACME}/login")
         token = form.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
         response = h.http.post(
