@@ -63,7 +63,11 @@ _OAUTH_ERRORS = {
     "400": _json(_ref("OAuthError"), "invalid_request, unsupported_grant_type, invalid_scope."),
     "401": _json(_ref("OAuthError"), "invalid_client (WWW-Authenticate when Basic was used)."),
     "404": _json(_ERROR, "Unknown tenant (host)."),
-    "429": _json(_ERROR, "Too many token requests from this client id or address."),
+    "429": _json(
+        _ERROR,
+        "Too many token requests from this client id or address, or too many failed "
+        "authentications from this address (then even the right secret waits).",
+    ),
 }
 _CLIENT_FORM = {
     "type": "object",

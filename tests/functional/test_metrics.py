@@ -132,8 +132,9 @@ def test_redis_down_with_open_policy_still_ingests(
         assert h.post_kpi(token, example_body()).status_code == 429
         _, samples = scrape(h)
     fallbacks = sample(samples, "kpihub_ratelimit_fallbacks_total")
-    # Token endpoint: per address and per client id; then three API decisions.
-    assert fallbacks == 5.0
+    # Token endpoint: per address, per client id and the address's failed
+    # authentications (looked at before the secret); then three API decisions.
+    assert fallbacks == 6.0
     assert sample(samples, "kpihub_elements_ingested_total", outcome="created") == 6.0
 
 

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from kpihub.domain import Client, Environment, Tenant
 from kpihub.errors import InsufficientScope, InvalidToken, UnknownTenant
 from kpihub.oauth.jwt import UnknownSigningKey
+from kpihub.oauth.schemes import shown_scheme
 from kpihub.services import Services
 from kpihub.tenancy import audience_for, client_address, issuer_for, request_host
 
@@ -48,7 +49,7 @@ def _bearer_token(request: Request) -> str:
         # RFC 6750 §3.1: another scheme is no Bearer authentication at all, so the
         # challenge carries no error code; it only says that Bearer is expected.
         raise InvalidToken(
-            f"The Authorization header uses the scheme {scheme[:20]!r}; this API expects "
+            f"The Authorization header uses the scheme {shown_scheme(header)}; this API expects "
             "'Authorization: Bearer <access_token>' with a token from POST /oauth/token.",
             error=None,
         )

@@ -10,9 +10,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from kpihub.domain import ALL_SCOPES, Client, Tenant
-from kpihub.errors import InvalidToken, LimitState, OAuthError
+from kpihub.errors import InvalidToken, LimitState, OAuthError, RateLimited
 from kpihub.http.body import read_body
 from kpihub.http.responses import JsonResponse
+from kpihub.oauth.bearer import AUTH_FAILURE_LIMIT
 from kpihub.oauth.secrets import verify_secret, verify_unknown
 from kpihub.oauth.token_request import (
     ClientCredentials,
@@ -55,6 +56,14 @@ async def _authenticate_client(
     request.state.ratelimit = await svc.limiter.hit(
         TOKEN_CLIENT_LIMIT, creds.client_id, settings.token_rate_limit_per_client
     )
+    address = client_address(request, settings)
+    failures = await svc.limiter.peek(
+        AUTH_FAILURE_LIMIT, address, settings.auth_failure_limit_per_address
+    )
+    if failures.remaining <= 0:
+        # Checked before the secret: once an address has spent its failures, even the
+        # right secret is refused until the window ends, so guessing learns nothing.
+        raise RateLimited(failures)
     client = await svc.storage.get_client(creds.client_id)
     if client is None:
         verify_unknown(creds.client_secret, svc.server_key)
@@ -65,11 +74,7 @@ async def _authenticate_client(
         )
         ok = ok and client.tenant_id == tenant.id and client.active
     if not ok or client is None:
-        await svc.limiter.hit(
-            "auth-failure",
-            client_address(request, settings),
-            settings.auth_failure_limit_per_address,
-        )
+        await svc.limiter.hit(AUTH_FAILURE_LIMIT, address, settings.auth_failure_limit_per_address)
         raise _invalid_client(creds.used_basic)
     return client
 

@@ -33,6 +33,7 @@ from urllib.parse import parse_qsl
 
 from kpihub.errors import OAuthError
 from kpihub.oauth.basic import parse_basic
+from kpihub.oauth.schemes import scheme_of, shown_scheme
 
 FORM_MEDIA_TYPES = ("application/x-www-form-urlencoded", "application/x-www-urlencoded")
 JSON_MEDIA_TYPE = "application/json"
@@ -249,14 +250,13 @@ def _client_credentials(params: dict[str, str], authorization: str | None) -> tu
     body_id = params.get("client_id") or None
     body_secret = params.get("client_secret") or None
     if authorization is not None and authorization.strip():
-        scheme = authorization.strip().partition(" ")[0]
-        if scheme.lower() != "basic":
+        if scheme_of(authorization).lower() != "basic":
             # basic=True: the client tried the Authorization header, so the 401
             # carries a Basic challenge telling it what is accepted (RFC 6749 §5.2).
             raise OAuthError(
                 "invalid_client",
                 f"The token endpoint does not accept the Authorization scheme "
-                f"{_shown(scheme, 20)}. {_AUTH_HOW}",
+                f"{shown_scheme(authorization)}. {_AUTH_HOW}",
                 basic=True,
             )
         client_id, client_secret = parse_basic(authorization)

@@ -1,5 +1,8 @@
 """The integration debugger: the latest requests to the ingestion endpoint, and each one
-as it was received (body pretty-printed, a 422's errors next to their paths)."""
+as it was received (body pretty-printed, a 422's errors next to their paths).
+
+Credentials that a body carries by mistake are never shown (``kpihub.web.redact``).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from starlette.responses import Response
 
 from kpihub.domain import Client, RequestDetail, RequestFilter
 from kpihub.web.page import Ctx, page, render
+from kpihub.web.redact import redact
 
 PAGE_SIZE = 100
 SHOWN_BODY_CHARS = 64 * 1024
@@ -67,13 +71,14 @@ async def requests(ctx: Ctx) -> Response:
 
 
 def body_text(detail: RequestDetail) -> str:
+    """The stored body as text, credentials redacted."""
     if not detail.raw_body:
         return ""
     try:
         raw = zlib.decompress(detail.raw_body)
     except zlib.error:
         return "(the stored body cannot be decompressed)"
-    return raw.decode("utf-8", errors="replace")
+    return redact(raw.decode("utf-8", errors="replace"))
 
 
 def pretty(text: str) -> tuple[str, Any]:
@@ -117,7 +122,7 @@ async def request_detail(ctx: Ctx) -> Response:
     for path, messages in detail.errors.items():
         found, value = value_at(doc, path) if doc is not None else (False, None)
         sent = json.dumps(value, ensure_ascii=False) if found else None
-        errors.append((path, messages, sent))
+        errors.append((path, [redact(m) for m in messages], sent))
     client = None
     if detail.summary.client_pk is not None:
         names = _client_names(await ctx.svc.storage.list_clients(ctx.tenant.id))
@@ -132,6 +137,7 @@ async def request_detail(ctx: Ctx) -> Response:
         size=len(text),
         errors=errors,
         client=client,
+        message=redact(detail.message or ""),
     )
 
 
@@ -141,6 +147,8 @@ async def request_body(ctx: Ctx) -> Response:
     if detail is None:
         return Response("Not found", 404, media_type="text/plain")
     raw = zlib.decompress(detail.raw_body) if detail.raw_body else b""
+    # surrogateescape: bytes that are not UTF-8 come back out exactly as they were sent.
+    raw = redact(raw.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
     name = f"request-{detail.summary.batch_id}.json"
     return Response(
         raw,
