@@ -10,6 +10,7 @@ deadlock each other; a deadlock or serialization failure from elsewhere is retri
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -58,16 +59,25 @@ _UPSERT = (
     + " RETURNING revision) "
     "SELECT count(*) FILTER (WHERE revision = 1), count(*) FROM up"
 )
-# Connection trouble means "try again later" (503), never a half-known outcome: a
-# batch's transaction either committed before the answer or did not.
+# Connection trouble means "try again later" (503), never a 2xx: a batch's transaction
+# either committed before the answer or the answer is not a success (a commit whose
+# confirmation was lost is answered 503 too; the client's resend is an upsert).
 _UNAVAILABLE = (
     OSError,
     TimeoutError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
+    # The connection's protocol state after the server went away mid-statement.
+    asyncpg.InternalClientError,
+    # Shutting down, starting up, crashed, or a statement cancelled by an operator.
+    asyncpg.exceptions.OperatorInterventionError,
+    # Too many connections, disk full, out of memory.
+    asyncpg.exceptions.InsufficientResourcesError,
+    # A standby after a failover: reads work, writes do not until the new primary.
+    asyncpg.exceptions.ReadOnlySQLTransactionError,
 )
+# A connection that saw these is in an unknown state: it is dropped, never reused.
+_BROKEN = (asyncio.CancelledError, *_UNAVAILABLE)
 _RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 
 
@@ -114,13 +124,33 @@ class PostgresStorage(ClientUpdates):
 
     @asynccontextmanager
     async def _conn(self) -> AsyncIterator[Connection]:
-        if self._pool is None:
+        """A pooled connection for one operation, all of it within the timeout.
+
+        Waiting for a free connection, connecting and every statement share one budget
+        (``KPIHUB_DATABASE_TIMEOUT``), so a request meets a dead or frozen server with
+        a 503 in that time, however many statements it needed.
+        """
+        pool = self._pool
+        if pool is None:
             raise StoreUnavailable("The store is not started.")
         try:
-            async with self._pool.acquire() as conn:
-                yield conn
+            async with asyncio.timeout(self._timeout), pool.acquire() as conn:
+                try:
+                    yield conn
+                except _BROKEN:
+                    # Closed at once: releasing it normally would wait on a server
+                    # that may not answer, past the budget.
+                    conn.terminate()
+                    raise
         except _UNAVAILABLE as exc:
-            raise StoreUnavailable(f"PostgreSQL cannot be reached: {exc}") from exc
+            raise StoreUnavailable(self._why(exc)) from exc
+
+    def _why(self, exc: BaseException) -> str:
+        if isinstance(exc, TimeoutError):
+            return (
+                f"PostgreSQL did not answer within {self._timeout:g} s (KPIHUB_DATABASE_TIMEOUT)."
+            )
+        return f"PostgreSQL cannot be reached: {exc}"
 
     async def _fetchrow(self, sql: str, *args: Any) -> Any:
         async with self._conn() as conn:
