@@ -88,8 +88,10 @@ class PrivatePostgres:
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={self.port} "
             f"-c unix_socket_directories={self.directory} "
-            # Nothing here must survive a power loss: keep the machine's disk out of it.
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            # A crash of PostgreSQL (``stop("immediate")``) must lose no commit, so commits
+            # wait for their WAL write (synchronous_commit stays on); a power loss is not
+            # tested, so the WAL need not reach the disk (fsync off).
+            "-c fsync=off -c full_page_writes=off"
         )
         wait = ("-w", "-t", str(START_TIMEOUT))
         log = ("-l", str(self.log))
@@ -115,12 +117,22 @@ class PrivatePostgres:
         That is an unreachable store (a dropped network, a hung machine): connections
         open at the TCP level and then hear nothing, so only timeouts end the wait.
         """
-        for pid in self._pids():
-            os.kill(pid, signal.SIGSTOP)
+        self._signal(signal.SIGSTOP)
 
     def thaw(self) -> None:
+        self._signal(signal.SIGCONT)
+
+    def _signal(self, sig: signal.Signals) -> None:
         for pid in self._pids():
-            os.kill(pid, signal.SIGCONT)
+            with suppress(ProcessLookupError):  # a backend that just ended
+                os.kill(pid, sig)
+
+    def ensure_running(self) -> None:
+        """Running and answering again, whatever an earlier test left it as."""
+        if (self.data / "postmaster.pid").exists():
+            self.thaw()
+        else:
+            self.start()
 
     def create_database(self, name: str) -> str:
         with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:

@@ -149,8 +149,15 @@ def stored_points(database_url: str) -> dict[str, tuple[float, str]]:
 
 
 def audit_records(database_url: str) -> dict[str, bytes]:
-    """batch id -> raw body of every batch the ingestion endpoint kept."""
-    found = databases.rows(database_url, "SELECT id, http_status, raw_body FROM batches")
+    """batch id -> raw body of every batch of the writers' context the endpoint kept.
+
+    Refused requests (kept without a context) fail the test: the load sends none.
+    """
+    found = databases.rows(
+        database_url,
+        "SELECT id, http_status, raw_body FROM batches WHERE context = ? OR context IS NULL",
+        CONTEXT,
+    )
     refused = [row[:2] for row in found if row[1] != 200]
     assert not refused, f"requests refused under load: {refused}"
     return {row[0]: zlib.decompress(row[2]) for row in found}

@@ -15,7 +15,7 @@ import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import asyncpg
 import stamina
@@ -90,6 +90,32 @@ def _storable(*texts: str) -> bool:
     return not any("\x00" in text for text in texts)
 
 
+async def _no_reset(conn: Connection) -> None:
+    return None
+
+
+@asynccontextmanager
+async def _transaction(
+    conn: Connection, isolation: Literal["repeatable_read"] | None = None
+) -> AsyncIterator[None]:
+    """A transaction, committed at the end, rolled back on an error.
+
+    Unlike ``conn.transaction()``, a connection that broke (or ran out of time) is not
+    asked to roll back: it may never answer. ``_conn`` drops it, and PostgreSQL rolls
+    back a transaction whose connection is gone.
+    """
+    tx = conn.transaction(isolation=isolation)
+    await tx.start()
+    try:
+        yield
+    except _BROKEN:
+        raise
+    except BaseException:
+        await tx.rollback()
+        raise
+    await tx.commit()
+
+
 class _IdempotencyTaken(Exception):
     """Another request committed the same Idempotency-Key first; roll this one back."""
 
@@ -113,6 +139,11 @@ class PostgresStorage(ClientUpdates):
                 max_size=self._pool_size,
                 command_timeout=self._timeout,
                 timeout=self._timeout,
+                # kpihub leaves no session state behind (no SET, LISTEN, advisory lock
+                # or open cursor; transactions end in _transaction), so a connection
+                # goes back to the pool without asyncpg's reset round trip, which would
+                # wait on a server that stopped answering.
+                reset=_no_reset,
             )
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"PostgreSQL cannot be reached: {exc}") from exc
@@ -314,7 +345,7 @@ class PostgresStorage(ClientUpdates):
         self, write: domain.BatchWrite, render: RenderAck
     ) -> tuple[domain.BatchCounts, bytes] | None:
         try:
-            async with self._conn() as conn, conn.transaction():
+            async with self._conn() as conn, _transaction(conn):
                 return await _apply_batch(conn, write, render)
         except _IdempotencyTaken:
             return None
@@ -334,7 +365,7 @@ class PostgresStorage(ClientUpdates):
         return domain.StoredResponse(row[0], row[1], bytes(row[2])) if row else None
 
     async def purge_expired(self, idempotency_before: int, now: int) -> int:
-        async with self._conn() as conn, conn.transaction():
+        async with self._conn() as conn, _transaction(conn):
             keys = await conn.execute(
                 "DELETE FROM idempotency_keys WHERE created_at < $1", idempotency_before
             )
@@ -402,7 +433,7 @@ class PostgresStorage(ClientUpdates):
     ) -> list[domain.CatalogEntry]:
         sql, params = _sql.catalog_sql(_dollar, tenant_id, environment)
         usql, uparams = _sql.catalog_units_sql(_dollar, tenant_id, environment)
-        async with self._conn() as conn, conn.transaction(isolation="repeatable_read"):
+        async with self._conn() as conn, _transaction(conn, "repeatable_read"):
             rows = await conn.fetch(sql, *params)
             units = await conn.fetch(usql, *uparams)
         return _sql.catalog_entries(rows, units)
