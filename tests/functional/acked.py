@@ -138,6 +138,54 @@ class Writer:
                     return
 
 
+class Load:
+    """``count`` writers pushing batches in the background, from start until ``stop``.
+
+    Each waits at most ``timeout`` seconds for an answer; a 503 with ``Retry-After``
+    is an expected answer (an outage), anything else but a 200 is a problem.
+    """
+
+    def __init__(
+        self, server: ServerProcess, token: str, count: int, *, timeout: float = 30.0
+    ) -> None:
+        self.writers = [Writer(i, random.Random(i), timeout=timeout) for i in range(count)]
+        self._until = threading.Event()
+        self._threads = [
+            threading.Thread(target=w.run, args=(server, token), kwargs={"until": self._until})
+            for w in self.writers
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def each_answered(self, status: int, after: float) -> bool:
+        """Whether every writer had a ``status`` answer to a request sent after ``after``."""
+        return all(
+            any(a.status == status and a.sent_at > after for a in list(w.answers))
+            for w in self.writers
+        )
+
+    def answers_between(self, start: float, end: float) -> list[int]:
+        """Statuses of the requests sent after ``start`` and answered before ``end``."""
+        return [
+            a.status
+            for w in self.writers
+            for a in w.answers
+            if a.sent_at > start and a.answered_at < end
+        ]
+
+    def statuses(self) -> set[int]:
+        return {a.status for w in self.writers for a in w.answers}
+
+    def stop(self) -> None:
+        """Stop the writers; fail on any problem one of them met."""
+        self._until.set()
+        for thread in self._threads:
+            thread.join(2 * self.writers[0].timeout)
+            assert not thread.is_alive(), "a writer hangs"
+        problems = [p for w in self.writers for p in w.problems]
+        assert not problems, problems
+
+
 def stored_points(database_url: str) -> dict[str, tuple[float, str]]:
     """element id -> (value, batch id) of every stored point of the test's context."""
     found = databases.rows(

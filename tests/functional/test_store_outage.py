@@ -13,8 +13,6 @@ as a hang.
 
 from __future__ import annotations
 
-import random
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,12 +22,7 @@ import httpx
 import pytest
 
 from tests.batches import one_element_batch
-from tests.functional.acked import (
-    INTEGRATION,
-    TENANT,
-    Writer,
-    consistency_problems,
-)
+from tests.functional.acked import INTEGRATION, TENANT, Load, consistency_problems
 from tests.functional.server import (
     Kpihub,
     ServerProcess,
@@ -81,44 +74,6 @@ def assert_unavailable(response: httpx.Response) -> None:
     assert "PostgreSQL" in response.json()["message"], response.text
 
 
-class Load:
-    """Writers pushing batches in the background until ``stop``."""
-
-    def __init__(self, server: ServerProcess, token: str) -> None:
-        self.writers = [Writer(i, random.Random(i), timeout=BOUND) for i in range(WRITERS)]
-        self._until = threading.Event()
-        self._threads = [
-            threading.Thread(target=w.run, args=(server, token), kwargs={"until": self._until})
-            for w in self.writers
-        ]
-        for thread in self._threads:
-            thread.start()
-
-    def each_answered(self, status: int, after: float) -> bool:
-        """Whether every writer had a ``status`` answer to a request sent after ``after``."""
-        return all(
-            any(a.status == status and a.sent_at > after for a in list(w.answers))
-            for w in self.writers
-        )
-
-    def stop(self) -> None:
-        self._until.set()
-        for thread in self._threads:
-            thread.join(BOUND * 2)
-            assert not thread.is_alive(), "a writer hangs"
-        problems = [p for w in self.writers for p in w.problems]
-        assert not problems, problems
-
-    def answers_between(self, start: float, end: float) -> list[int]:
-        """Statuses of the requests sent after ``start`` and answered before ``end``."""
-        return [
-            a.status
-            for w in self.writers
-            for a in w.answers
-            if a.sent_at > start and a.answered_at < end
-        ]
-
-
 def outage(
     server: ServerProcess,
     cli: Kpihub,
@@ -130,7 +85,7 @@ def outage(
     with server.http(TENANT, timeout=BOUND) as http:
         token = get_token(http, creds)
         auth = {"Authorization": f"Bearer {token}"}
-        load = Load(server, token)
+        load = Load(server, token, WRITERS, timeout=BOUND)
         try:
             started = time.monotonic()
             wait_for(lambda: load.each_answered(200, started), BOUND, "every writer's first 200")
