@@ -103,13 +103,15 @@ class PrivatePostgres:
         self._run("pg_ctl", "stop", "-D", str(self.data), "-m", mode, *wait)
 
     def _pids(self) -> list[int]:
-        """The postmaster and every backend it forked."""
-        pid_file = self.data / "postmaster.pid"
-        postmaster = int(pid_file.read_text().split()[0])
-        children = subprocess.run(
-            ["pgrep", "-P", str(postmaster)], capture_output=True, text=True, check=False
-        ).stdout.split()
-        return [postmaster, *map(int, children)]
+        """The postmaster and every backend it forked (each in a session of its own)."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        children = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with suppress(OSError):
+                # "pid (comm) state ppid ...": comm may hold spaces, so split after it.
+                if int(stat.read_text().rpartition(")")[2].split()[1]) == postmaster:
+                    children.append(int(stat.parent.name))
+        return [postmaster, *children]
 
     def freeze(self) -> None:
         """Stop every process of the server (SIGSTOP): it neither answers nor refuses.
