@@ -8,7 +8,13 @@ prefix, so runs (and parallel runs) never see each other's counters.
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
 import uuid
+from pathlib import Path
 
 import pytest
 import redis
@@ -54,3 +60,58 @@ def delete_prefix(prefix: str, url: str = REDIS_URL) -> None:
             client.delete(*keys)
     finally:
         client.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class PrivateRedis:
+    """A ``redis-server`` of the test's own on a free port, which it may kill and restart.
+
+    It keeps nothing on disk, so a restart comes back empty, as a Redis holding only
+    rate-limit counters may.
+    """
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = _free_port()
+        self.workdir = workdir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> PrivateRedis:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("redis-server is not installed: apt-get install redis-server")
+        options = ["--bind", "127.0.0.1", "--port", str(self.port)]
+        options += ["--save", "", "--appendonly", "no"]  # nothing on disk
+        self.process = subprocess.Popen(
+            [binary, *options],
+            cwd=self.workdir,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.02)
+        self.process.kill()
+        pytest.fail(f"redis-server did not start on port {self.port}")
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
+        """SIGTERM (a clean shutdown) or SIGKILL (Redis dies)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=5)
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)

@@ -28,7 +28,10 @@ class Settings(BaseSettings):
     )
     database_pool_size: int = Field(10, ge=1, description="PostgreSQL connections per process")
     database_timeout: float = Field(
-        10.0, gt=0, description="Seconds before a PostgreSQL connection or statement gives up"
+        10.0,
+        gt=0,
+        description="Seconds before a PostgreSQL operation (waiting for a connection, "
+        "connecting, its statements) gives up with a 503",
     )
     redis_url: str = Field(
         "memory://",

@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +37,14 @@ def kpihub_command() -> list[str]:
     """The installed console script next to this interpreter, else ``python -m kpihub``."""
     script = Path(sys.executable).with_name("kpihub")
     return [str(script)] if script.exists() else [sys.executable, "-m", "kpihub"]
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 30.0, what: str = "") -> None:
+    """Return once ``condition()`` is true; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
+        time.sleep(0.05)
 
 
 def free_port() -> int:

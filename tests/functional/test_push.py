@@ -33,7 +33,7 @@ from tests.functional.pushing import (
     url,
     write_csv,
 )
-from tests.functional.server import Creds, Kpihub, ServerProcess, kpihub_command
+from tests.functional.server import Creds, Kpihub, ServerProcess, kpihub_command, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -48,14 +48,6 @@ def cli(tmp_path_factory: pytest.TempPathFactory) -> Kpihub:
 @pytest.fixture(scope="module")
 def creds(cli: Kpihub) -> Creds:
     return new_client(cli)
-
-
-def wait_for(condition: object, timeout: float = 30.0) -> None:
-    assert callable(condition)
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def test_the_default_throttle_means_no_429_and_a_token_refresh(tmp_path: Path) -> None:

@@ -4,9 +4,6 @@ when Redis cannot be reached (``KPIHUB_REDIS_FAILURE_POLICY``)."""
 from __future__ import annotations
 
 import logging
-import shutil
-import socket
-import subprocess
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +18,7 @@ from kpihub.ratelimit import ClosableLimiter, FallbackLimiter, LimitsLimiter, bu
 from kpihub.settings import Settings
 from tests.redis_server import (
     DEAD_REDIS_URL,
+    PrivateRedis,
     delete_prefix,
     keys_under,
     unique_prefix,
@@ -135,48 +133,14 @@ async def test_closed_policy_refuses_quickly_when_redis_is_down(prefix: str) -> 
     assert metrics.registry.get_sample_value("kpihub_ratelimit_fallbacks_total") == 0.0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _start_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server is not installed; the Redis tests need it (apt install redis)")
-    process = subprocess.Popen(
-        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
-        cwd=workdir,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return process
-        except OSError:
-            time.sleep(0.02)
-    process.kill()
-    pytest.fail(f"redis-server did not start on port {port}")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    process.wait(timeout=5)
-
-
 async def test_decisions_go_back_to_redis_when_it_returns(
     prefix: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Redis stops and starts again under a running limiter: no restart is needed."""
-    port = _free_port()
-    url = f"redis://127.0.0.1:{port}/0"
+    server = PrivateRedis(tmp_path).start()
+    url = server.url
     metrics = Metrics()
     caplog.set_level(logging.WARNING, logger="kpihub.ratelimit")
-    server = _start_redis(port, tmp_path)
     try:
         shared = LimitsLimiter(url, window=60, key_prefix=prefix)
         limiter = FallbackLimiter(
@@ -188,18 +152,18 @@ async def test_decisions_go_back_to_redis_when_it_returns(
         )
         async with opened(limiter):
             assert (await limiter.hit("api", "c", 100)).remaining == 99
-            _stop(server)
+            server.stop()
             # Redis lost its counters with the process; memory counts from scratch.
             assert (await limiter.hit("api", "c", 100)).remaining == 99
             assert limiter.store_down
-            server = _start_redis(port, tmp_path)
+            server.start()
             await anyio.sleep(0.3)
             assert (await limiter.hit("api", "c", 100)).remaining == 99  # fresh Redis
             assert not limiter.store_down
             assert (await limiter.hit("api", "c", 100)).remaining == 98
             assert keys_under(prefix, url)
     finally:
-        _stop(server)
+        server.stop()
     assert metrics.registry.get_sample_value("kpihub_ratelimit_fallbacks_total") == 1.0
     messages = [r.getMessage() for r in caplog.records if r.name == "kpihub.ratelimit"]
     assert len(messages) == 2

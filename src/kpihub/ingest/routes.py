@@ -216,7 +216,9 @@ async def _record_rejection(
     every refused request into a write.
     """
     tenant = getattr(request.state, "tenant", None)
-    if tenant is None or isinstance(exc, RateLimited):
+    # A 503 is not kept either: the store it would go to is the one that failed (or,
+    # Redis down with the closed policy, every refusal would become a write).
+    if tenant is None or isinstance(exc, RateLimited | StoreUnavailable):
         return
     principal: Principal | None = getattr(request.state, "principal", None)
     body: bytes = getattr(request.state, "body", b"")

@@ -10,11 +10,12 @@ deadlock each other; a deadlock or serialization failure from elsewhere is retri
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import asyncpg
 import stamina
@@ -58,16 +59,25 @@ _UPSERT = (
     + " RETURNING revision) "
     "SELECT count(*) FILTER (WHERE revision = 1), count(*) FROM up"
 )
-# Connection trouble means "try again later" (503), never a half-known outcome: a
-# batch's transaction either committed before the answer or did not.
+# Connection trouble means "try again later" (503), never a 2xx: a batch's transaction
+# either committed before the answer or the answer is not a success (a commit whose
+# confirmation was lost is answered 503 too; the client's resend is an upsert).
 _UNAVAILABLE = (
     OSError,
     TimeoutError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
+    # The connection's protocol state after the server went away mid-statement.
+    asyncpg.InternalClientError,
+    # Shutting down, starting up, crashed, or a statement cancelled by an operator.
+    asyncpg.exceptions.OperatorInterventionError,
+    # Too many connections, disk full, out of memory.
+    asyncpg.exceptions.InsufficientResourcesError,
+    # A standby after a failover: reads work, writes do not until the new primary.
+    asyncpg.exceptions.ReadOnlySQLTransactionError,
 )
+# A connection that saw these is in an unknown state: it is dropped, never reused.
+_BROKEN = (asyncio.CancelledError, *_UNAVAILABLE)
 _RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 
 
@@ -80,12 +90,30 @@ def _storable(*texts: str) -> bool:
     return not any("\x00" in text for text in texts)
 
 
-async def _no_session_state(conn: Connection) -> None:
-    """Pool release without asyncpg's ``RESET ALL``/``UNLISTEN`` round trip.
+async def _no_reset(conn: Connection) -> None:
+    return None
 
-    kpihub never changes session state (no SET, LISTEN, advisory locks, cursors kept
-    open); asyncpg still rolls back a transaction left open before calling this.
+
+@asynccontextmanager
+async def _transaction(
+    conn: Connection, isolation: Literal["repeatable_read"] | None = None
+) -> AsyncIterator[None]:
+    """A transaction, committed at the end, rolled back on an error.
+
+    Unlike ``conn.transaction()``, a connection that broke (or ran out of time) is not
+    asked to roll back: it may never answer. ``_conn`` drops it, and PostgreSQL rolls
+    back a transaction whose connection is gone.
     """
+    tx = conn.transaction(isolation=isolation)
+    await tx.start()
+    try:
+        yield
+    except _BROKEN:
+        raise
+    except BaseException:
+        await tx.rollback()
+        raise
+    await tx.commit()
 
 
 class _IdempotencyTaken(Exception):
@@ -111,7 +139,11 @@ class PostgresStorage(ClientUpdates):
                 max_size=self._pool_size,
                 command_timeout=self._timeout,
                 timeout=self._timeout,
-                reset=_no_session_state,
+                # kpihub leaves no session state behind (no SET, LISTEN, advisory lock
+                # or open cursor; transactions end in _transaction), so a connection
+                # goes back to the pool without asyncpg's reset round trip, which would
+                # wait on a server that stopped answering.
+                reset=_no_reset,
             )
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"PostgreSQL cannot be reached: {exc}") from exc
@@ -123,13 +155,33 @@ class PostgresStorage(ClientUpdates):
 
     @asynccontextmanager
     async def _conn(self) -> AsyncIterator[Connection]:
-        if self._pool is None:
+        """A pooled connection for one operation, all of it within the timeout.
+
+        Waiting for a free connection, connecting and every statement share one budget
+        (``KPIHUB_DATABASE_TIMEOUT``), so a request meets a dead or frozen server with
+        a 503 in that time, however many statements it needed.
+        """
+        pool = self._pool
+        if pool is None:
             raise StoreUnavailable("The store is not started.")
         try:
-            async with self._pool.acquire() as conn:
-                yield conn
+            async with asyncio.timeout(self._timeout), pool.acquire() as conn:
+                try:
+                    yield conn
+                except _BROKEN:
+                    # Closed at once: releasing it normally would wait on a server
+                    # that may not answer, past the budget.
+                    conn.terminate()
+                    raise
         except _UNAVAILABLE as exc:
-            raise StoreUnavailable(f"PostgreSQL cannot be reached: {exc}") from exc
+            raise StoreUnavailable(self._why(exc)) from exc
+
+    def _why(self, exc: BaseException) -> str:
+        if isinstance(exc, TimeoutError):
+            return (
+                f"PostgreSQL did not answer within {self._timeout:g} s (KPIHUB_DATABASE_TIMEOUT)."
+            )
+        return f"PostgreSQL cannot be reached: {exc}"
 
     async def _fetchrow(self, sql: str, *args: Any) -> Any:
         async with self._conn() as conn:
@@ -304,7 +356,7 @@ class PostgresStorage(ClientUpdates):
         self, write: domain.BatchWrite, render: RenderAck
     ) -> tuple[domain.BatchCounts, bytes] | None:
         try:
-            async with self._conn() as conn, conn.transaction():
+            async with self._conn() as conn, _transaction(conn):
                 return await _apply_batch(conn, write, render)
         except _IdempotencyTaken:
             return None
@@ -324,7 +376,7 @@ class PostgresStorage(ClientUpdates):
         return domain.StoredResponse(row[0], row[1], bytes(row[2])) if row else None
 
     async def purge_expired(self, idempotency_before: int, now: int) -> int:
-        async with self._conn() as conn, conn.transaction():
+        async with self._conn() as conn, _transaction(conn):
             keys = await conn.execute(
                 "DELETE FROM idempotency_keys WHERE created_at < $1", idempotency_before
             )
@@ -392,7 +444,7 @@ class PostgresStorage(ClientUpdates):
     ) -> list[domain.CatalogEntry]:
         sql, params = _sql.catalog_sql(_dollar, tenant_id, environment)
         usql, uparams = _sql.catalog_units_sql(_dollar, tenant_id, environment)
-        async with self._conn() as conn, conn.transaction(isolation="repeatable_read"):
+        async with self._conn() as conn, _transaction(conn, "repeatable_read"):
             rows = await conn.fetch(sql, *params)
             units = await conn.fetch(usql, *uparams)
         return _sql.catalog_entries(rows, units)
