@@ -9,14 +9,19 @@ from starlette.responses import Response
 
 from kpihub import __version__
 from kpihub.http.responses import JsonResponse
+from kpihub.ingest.times import MAX_EPOCH_SECONDS
+from kpihub.ingest.validate import MAX_TEXT, MAX_VERSION
 from kpihub.query.points import POINT_FIELDS
 from kpihub.settings import SUPPORTED_API_VERSIONS
 
-_ID = {"oneOf": [{"type": "string", "minLength": 1, "maxLength": 255}, {"type": "integer"}]}
+_TEXT = {"type": "string", "minLength": 1, "maxLength": MAX_TEXT}
+_ID = {"oneOf": [_TEXT, {"type": "integer"}]}
 _TIME = {
     "description": "Epoch seconds (number or numeric string), 'Y-m-d H:i:s' in the tenant's "
     "time zone, or RFC 3339 with an offset.",
-    "oneOf": [{"type": "integer"}, {"type": "number"}, {"type": "string"}],
+    # Not oneOf integer/number/string: an integer is a number too, so an integer time
+    # would match two branches and be invalid under oneOf.
+    "type": ["number", "string"],
 }
 
 
@@ -256,10 +261,10 @@ _SCHEMAS: dict[str, Any] = {
         "type": "object",
         "properties": {
             "id": _ID,
-            "kpi": {"type": "string"},
+            "kpi": _TEXT,
             "object_type": {"type": "string", "enum": ["number"]},
             "value": {"oneOf": [{"type": "number"}, {"type": "string"}]},
-            "units": {"type": ["string", "null"]},
+            "units": {"type": ["string", "null"], "maxLength": MAX_TEXT},
             "timestamp": _TIME,
             "date_from": _TIME,
             "date_to": _TIME,
@@ -277,13 +282,20 @@ _SCHEMAS: dict[str, Any] = {
             "elements": {"type": "array", "items": _ref("Element"), "minItems": 1},
         },
         "required": ["elements"],
+        "anyOf": [{"required": ["user_id"]}, {"required": ["location_id"]}],
     },
     "KpiRequest": {
         "type": "object",
         "properties": {
-            "type": {"type": "string", "description": "Registered integration identifier."},
-            "version": {"type": "string", "example": "1.0.0"},
-            "context": {"type": "string", "example": "sales"},
+            "type": {**_TEXT, "description": "Registered integration identifier."},
+            "version": {
+                "oneOf": [
+                    {"type": "string", "minLength": 1, "maxLength": MAX_VERSION},
+                    {"type": "number", "description": "Accepted; a string keeps trailing zeros."},
+                ],
+                "example": "1.0.0",
+            },
+            "context": {**_TEXT, "example": "sales"},
             "data": {"type": "array", "items": _ref("DataEntry"), "minItems": 1},
         },
         "required": ["type", "version", "context", "data"],
@@ -322,7 +334,15 @@ _VERSION_PARAM = {
     "required": True,
     "schema": {"type": "string", "enum": list(SUPPORTED_API_VERSIONS)},
 }
-_READ_TIME = {"oneOf": [{"type": "integer"}, {"type": "string"}]}
+_READ_TIME = {
+    "oneOf": [
+        {"type": "integer", "minimum": 0, "maximum": MAX_EPOCH_SECONDS - 1},
+        {
+            "type": "string",
+            "description": "RFC 3339 with an offset, or another form of an element time.",
+        },
+    ]
+}
 _AGG = {"type": "string", "enum": ["sum", "avg", "min", "max", "count", "last"], "default": "sum"}
 _FILTERS = [
     _query("type", "Integration identifier."),
@@ -449,7 +469,7 @@ def build_spec() -> dict[str, Any]:
                             "name": "Idempotency-Key",
                             "in": "header",
                             "required": False,
-                            "schema": {"type": "string", "maxLength": 255},
+                            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
                         },
                         {
                             "name": "Content-Encoding",
