@@ -79,7 +79,9 @@ def serve(
         workers=workers,
         log_level=cfg.log_level,
         loop="auto",
-        http="auto",
+        # httptools with a bound on the request head (431 over max_header_bytes).
+        http="kpihub.http.protocol:HeadLimitedHttpToolsProtocol",
+        h11_max_incomplete_event_size=cfg.max_header_bytes,
         access_log=False,
         server_header=False,
     )
