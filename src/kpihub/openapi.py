@@ -79,6 +79,7 @@ _CLIENT_FORM = {
         "token_type_hint": {"type": "string"},
     },
     "required": ["token"],
+    "additionalProperties": {"type": "string"},
 }
 
 _NULLABLE_INT = {"type": ["integer", "null"]}
@@ -244,8 +245,16 @@ _SCHEMAS: dict[str, Any] = {
             },
             "client_id": {"type": "string"},
             "client_secret": {"type": "string"},
-            "scope": {"type": "string", "example": "kpi:write"},
+            "scope": {
+                "type": "string",
+                "description": "Space-separated scopes the client is allowed; default: all.",
+                "pattern": "^ *(kpi:write|kpi:read)( +(kpi:write|kpi:read))* *$",
+                "example": "kpi:write",
+            },
         },
+        "anyOf": [{"required": ["grant_type"]}, {"required": ["grant-type"]}],
+        # Unknown parameters are ignored (RFC 6749 §3.2), but none may be sent twice.
+        "additionalProperties": {"type": "string"},
     },
     "TokenResponse": {
         "type": "object",
@@ -381,6 +390,12 @@ def _form_body(schema: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _token_link(operation: str, source: str) -> dict[str, Any]:
+    """A link passing the token of this exchange (the issued one, or the one sent) on."""
+    field = "access_token" if source == "$response" else "token"
+    return {"operationId": operation, "requestBody": {"token": f"{source}.body#/{field}"}}
+
+
 def build_spec() -> dict[str, Any]:
     client_auth: list[dict[str, list[str]]] = [{"clientBasic": []}, {}]
     return {
@@ -396,6 +411,7 @@ def build_spec() -> dict[str, Any]:
             "/oauth/token": {
                 "post": {
                     "summary": "Get an access token (client credentials grant)",
+                    "operationId": "getToken",
                     "security": client_auth,
                     "requestBody": _form_body(_ref("TokenRequest")),
                     "responses": {
@@ -405,6 +421,10 @@ def build_spec() -> dict[str, Any]:
                                 "Cache-Control": {"schema": {"type": "string"}},
                                 "Pragma": {"schema": {"type": "string"}},
                             },
+                            "links": {
+                                "introspectIt": _token_link("introspectToken", "$response"),
+                                "revokeIt": _token_link("revokeToken", "$response"),
+                            },
                         },
                         **_OAUTH_ERRORS,
                     },
@@ -413,10 +433,14 @@ def build_spec() -> dict[str, Any]:
             "/oauth/revoke": {
                 "post": {
                     "summary": "Revoke one of the calling client's tokens (RFC 7009)",
+                    "operationId": "revokeToken",
                     "security": client_auth,
                     "requestBody": _form_body(_CLIENT_FORM),
                     "responses": {
-                        "200": {"description": "Revoked or already unusable."},
+                        "200": {
+                            "description": "Revoked or already unusable.",
+                            "links": {"introspectIt": _token_link("introspectToken", "$request")},
+                        },
                         **_OAUTH_ERRORS,
                     },
                 }
@@ -424,13 +448,30 @@ def build_spec() -> dict[str, Any]:
             "/oauth/introspect": {
                 "post": {
                     "summary": "Introspect one of the calling client's tokens (RFC 7662)",
+                    "operationId": "introspectToken",
                     "security": client_auth,
                     "requestBody": _form_body(_CLIENT_FORM),
                     "responses": {
                         "200": _json(
                             {
                                 "type": "object",
-                                "properties": {"active": {"type": "boolean"}},
+                                "description": "RFC 7662 §2.2; only active when it is not.",
+                                "properties": {
+                                    "active": {"type": "boolean"},
+                                    "token_type": {"type": "string", "enum": ["Bearer"]},
+                                    **{
+                                        name: {"type": "string"}
+                                        for name in ("scope", "client_id", "sub", "iss", "jti")
+                                    },
+                                    "env": {"type": "string", "enum": ["testing", "production"]},
+                                    "aud": {
+                                        "oneOf": [
+                                            {"type": "string"},
+                                            {"type": "array", "items": {"type": "string"}},
+                                        ]
+                                    },
+                                    **{name: {"type": "integer"} for name in ("exp", "iat", "nbf")},
+                                },
                                 "required": ["active"],
                             },
                             "The token's state.",
