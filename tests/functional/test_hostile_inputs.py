@@ -26,7 +26,10 @@ pytestmark = pytest.mark.slow
 
 TENANT = "acme"
 INTEGRATION = "acme-pos"
-BODY_READ_TIMEOUT = 2  # seconds; the slow upload below would take 100 s
+# Seconds; the slow uploads below would take 100 s. The body's deadline is the longer,
+# so a 408 naming it shows the head's deadline ended when the head was complete.
+BODY_READ_TIMEOUT = 3
+HEADER_READ_TIMEOUT = 1
 MEMORY_BOUND = 64 << 20
 HEAD_LIMIT = 32 * 1024  # KPIHUB_MAX_HEADER_BYTES, default
 KPI_PATH = "/api/external/v1/kpi"
@@ -38,6 +41,7 @@ def cli(tmp_path_factory: pytest.TempPathFactory, module_database_url: str) -> K
         tmp_path_factory.mktemp("hostile"),
         module_database_url,
         body_read_timeout=str(BODY_READ_TIMEOUT),
+        header_read_timeout=str(HEADER_READ_TIMEOUT),
         rate_limit="100000",
         auth_failure_limit_per_address="100000",
     )
@@ -255,6 +259,20 @@ def test_nul_byte_in_a_header_is_400(hostile: Target) -> None:
     assert status == 400, raw[:300]
 
 
+def trickle(sock: socket.socket, byte: bytes, target: Target, most: int = 1000) -> int:
+    """Send ``byte`` every 0.1 s until the server answers (``most`` would take 100 s);
+    another client is served while this goes on. The number of bytes sent."""
+    sent = 0
+    while sent < most and not answered(sock, 0.1):
+        sock.sendall(byte)
+        sent += 1
+        if sent == 3:
+            target.serves_others()
+    assert sent >= 3, "answered before the trickle began"
+    assert sent < most, "the server waited for the whole trickle"
+    return sent
+
+
 @pytest.mark.parametrize(
     ("path", "media_type"),
     [
@@ -276,23 +294,32 @@ def test_slow_upload_is_cut_off_with_408(hostile: Target, path: str, media_type:
                 path=path,
             )
         )
-        sent = 0
-        served_meanwhile = False
-        # One byte every 0.1 s would take 100 s; the server must answer long before.
-        while sent < size and not answered(sock, 0.1):
-            sock.sendall(b" ")
-            sent += 1
-            if sent == 3:
-                hostile.serves_others()  # the server keeps serving while one client trickles
-                served_meanwhile = True
-        assert sent < size, "the server waited for the whole slow body"
+        trickle(sock, b" ", hostile, most=size)
         status, raw = read_response(sock)  # ... and closes the connection after its answer
-    assert served_meanwhile
     assert status == 408, raw[:300]
     assert b"connection: close" in raw.lower()
     body = json.loads(raw.split(b"\r\n\r\n", 1)[1])
     assert body["timeout"] == BODY_READ_TIMEOUT
     assert f"within {BODY_READ_TIMEOUT} seconds" in body["message"]
+
+
+def test_slow_headers_are_cut_off_with_408(hostile: Target) -> None:
+    with connect(hostile) as sock:
+        sock.sendall(head(hostile) + b"X-Slow: ")
+        trickle(sock, b"a", hostile)
+        status, raw = read_response(sock)
+    assert status == 408, raw[:300]
+    assert b"connection: close" in raw.lower()
+    body = json.loads(raw.split(b"\r\n\r\n", 1)[1])
+    assert body["timeout"] == HEADER_READ_TIMEOUT
+    assert "request line and headers" in body["message"]
+
+
+def test_an_idle_connection_is_closed(hostile: Target) -> None:
+    with connect(hostile) as sock:
+        hostile.serves_others()  # while this connection holds a socket and says nothing
+        assert answered(sock, 15 * HEADER_READ_TIMEOUT), "the idle connection stayed open"
+        assert sock.recv(1) == b""  # closed without an answer: no request began
 
 
 def test_the_server_still_answers_every_client(hostile: Target) -> None:
