@@ -51,6 +51,7 @@ _API_ERRORS = {
     },
     "403": _json(_ERROR, "The token lacks the required scope."),
     "404": _json(_ERROR, "Unknown tenant (host) or unsupported API version."),
+    "408": _json(_ERROR, "The body did not arrive within the read timeout (`timeout`, s)."),
     "413": _json(_ERROR, "Body or element count over the limit named in the message."),
     "415": _json(_ERROR, "Content-Type is not application/json or the encoding is not gzip."),
     "422": _json(_ref("ValidationError"), "Every problem, by dotted path; nothing was stored."),
@@ -68,6 +69,8 @@ _OAUTH_ERRORS = {
     "400": _json(_ref("OAuthError"), "invalid_request, unsupported_grant_type, invalid_scope."),
     "401": _json(_ref("OAuthError"), "invalid_client (WWW-Authenticate when Basic was used)."),
     "404": _json(_ERROR, "Unknown tenant (host)."),
+    "408": _json(_ERROR, "The body did not arrive within the read timeout (`timeout`, s)."),
+    "413": _json(_ERROR, "The body is over 64 KiB."),
     "429": _json(_ERROR, "Too many token requests from this client id or address."),
 }
 _CLIENT_FORM = {
@@ -404,7 +407,10 @@ def build_spec() -> dict[str, Any]:
             "title": "kpihub",
             "version": __version__,
             "description": "KPI integration API. Every tenant is served on its own host, "
-            "https://{tenant}.{base_domain}/.",
+            "https://{tenant}.{base_domain}/. Under `kpihub serve` any request whose line and "
+            "headers exceed 32 KiB (KPIHUB_MAX_HEADER_BYTES) is answered 431, and one whose "
+            "head is not complete within 20 s (KPIHUB_HEADER_READ_TIMEOUT) 408, before any "
+            "operation sees it.",
         },
         "servers": [{"url": "/"}],
         "paths": {
