@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
+from kpihub.settings import Settings
 from tests.batches import one_element_batch
 from tests.functional.server import Kpihub, ServerProcess, get_token, new_client
 
@@ -31,7 +32,8 @@ INTEGRATION = "acme-pos"
 BODY_READ_TIMEOUT = 3
 HEADER_READ_TIMEOUT = 1
 MEMORY_BOUND = 64 << 20
-HEAD_LIMIT = 32 * 1024  # KPIHUB_MAX_HEADER_BYTES, default
+HEAD_LIMIT: int = Settings.model_fields["max_header_bytes"].default
+BODY_LIMIT: int = Settings.model_fields["max_body_bytes"].default
 KPI_PATH = "/api/external/v1/kpi"
 
 
@@ -168,7 +170,7 @@ def test_gzip_bomb_stops_at_the_decompressed_limit(hostile: Target) -> None:
     assert len(bomb) < 2 << 20
     response = hostile.post(bomb, **{"Content-Encoding": "gzip"})
     assert response.status_code == 413, response.text
-    assert response.json()["limit"] == 10 * 1024 * 1024
+    assert response.json()["limit"] == BODY_LIMIT
 
 
 def test_token_endpoint_refuses_deep_json(hostile: Target) -> None:

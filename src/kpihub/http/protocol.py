@@ -22,9 +22,6 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-DEFAULT_HEAD_LIMIT = 32 * 1024
-DEFAULT_HEAD_TIMEOUT = 20.0
-
 
 def _json_response(status: bytes, document: dict[str, object]) -> bytes:
     body = json.dumps(document).encode()
@@ -37,13 +34,10 @@ def _json_response(status: bytes, document: dict[str, object]) -> bytes:
 
 
 class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
-    def __init__(
-        self,
-        *args: Any,
-        head_limit: int = DEFAULT_HEAD_LIMIT,
-        head_timeout: float = DEFAULT_HEAD_TIMEOUT,
-        **kwargs: Any,
-    ) -> None:
+    """Give uvicorn a ``functools.partial`` binding ``head_limit`` (bytes) and
+    ``head_timeout`` (seconds), from the settings (``kpihub serve`` does)."""
+
+    def __init__(self, *args: Any, head_limit: int, head_timeout: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._head_limit = head_limit
         self._head_timeout = head_timeout
