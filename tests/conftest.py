@@ -1,14 +1,22 @@
-"""Fixtures every tier may use: a database URL per backend."""
+"""Fixtures every tier may use: a database URL per backend; the Hypothesis profile."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from tests.databases import BACKENDS, PostgresDatabases, sqlite_url
 from tests.redis_server import delete_prefix, require_redis, unique_prefix
+
+# CI (CI=true) replays the same examples on every run, so a red build is reproducible and
+# not a timing accident; a developer's runs keep exploring new ones.
+hypothesis_settings.register_profile("ci", derandomize=True, deadline=None)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")

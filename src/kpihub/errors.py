@@ -14,6 +14,7 @@ Hierarchy::
     ├── UnsupportedMediaType     wrong Content-Type / Content-Encoding (415)
     ├── MalformedBody            body cannot be read, e.g. corrupt gzip (400)
     │   └── MalformedJson        body is not JSON; names line and column (400)
+    ├── BodyTimeout              the body did not arrive within the read timeout (408)
     ├── UnknownApiVersion        ``/api/external/{version}`` not supported (404)
     ├── OAuthError               RFC 6749 §5.2 error at the token endpoint
     ├── InvalidToken             bearer token missing, invalid, expired, revoked (401)
@@ -85,6 +86,12 @@ class UnsupportedMediaType(KpihubError):
 
 class MalformedBody(KpihubError):
     pass
+
+
+class BodyTimeout(KpihubError):
+    def __init__(self, message: str, *, timeout: float) -> None:
+        super().__init__(message)
+        self.timeout = timeout
 
 
 class MalformedJson(MalformedBody):

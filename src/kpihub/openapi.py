@@ -9,14 +9,19 @@ from starlette.responses import Response
 
 from kpihub import __version__
 from kpihub.http.responses import JsonResponse
+from kpihub.ingest.times import MAX_EPOCH_SECONDS
+from kpihub.ingest.validate import MAX_TEXT, MAX_VERSION
 from kpihub.query.points import POINT_FIELDS
 from kpihub.settings import SUPPORTED_API_VERSIONS
 
-_ID = {"oneOf": [{"type": "string", "minLength": 1, "maxLength": 255}, {"type": "integer"}]}
+_TEXT = {"type": "string", "minLength": 1, "maxLength": MAX_TEXT}
+_ID = {"oneOf": [_TEXT, {"type": "integer"}]}
 _TIME = {
     "description": "Epoch seconds (number or numeric string), 'Y-m-d H:i:s' in the tenant's "
     "time zone, or RFC 3339 with an offset.",
-    "oneOf": [{"type": "integer"}, {"type": "number"}, {"type": "string"}],
+    # Not oneOf integer/number/string: an integer is a number too, so an integer time
+    # would match two branches and be invalid under oneOf.
+    "type": ["number", "string"],
 }
 
 
@@ -46,6 +51,7 @@ _API_ERRORS = {
     },
     "403": _json(_ERROR, "The token lacks the required scope."),
     "404": _json(_ERROR, "Unknown tenant (host) or unsupported API version."),
+    "408": _json(_ERROR, "The body did not arrive within the read timeout (`timeout`, s)."),
     "413": _json(_ERROR, "Body or element count over the limit named in the message."),
     "415": _json(_ERROR, "Content-Type is not application/json or the encoding is not gzip."),
     "422": _json(_ref("ValidationError"), "Every problem, by dotted path; nothing was stored."),
@@ -63,6 +69,8 @@ _OAUTH_ERRORS = {
     "400": _json(_ref("OAuthError"), "invalid_request, unsupported_grant_type, invalid_scope."),
     "401": _json(_ref("OAuthError"), "invalid_client (WWW-Authenticate when Basic was used)."),
     "404": _json(_ERROR, "Unknown tenant (host)."),
+    "408": _json(_ERROR, "The body did not arrive within the read timeout (`timeout`, s)."),
+    "413": _json(_ERROR, "The body is over 64 KiB."),
     "429": _json(
         _ERROR,
         "Too many token requests from this client id or address, or too many failed "
@@ -78,6 +86,7 @@ _CLIENT_FORM = {
         "token_type_hint": {"type": "string"},
     },
     "required": ["token"],
+    "additionalProperties": {"type": "string"},
 }
 
 _NULLABLE_INT = {"type": ["integer", "null"]}
@@ -243,8 +252,16 @@ _SCHEMAS: dict[str, Any] = {
             },
             "client_id": {"type": "string"},
             "client_secret": {"type": "string"},
-            "scope": {"type": "string", "example": "kpi:write"},
+            "scope": {
+                "type": "string",
+                "description": "Space-separated scopes the client is allowed; default: all.",
+                "pattern": "^ *(kpi:write|kpi:read)( +(kpi:write|kpi:read))* *$",
+                "example": "kpi:write",
+            },
         },
+        "anyOf": [{"required": ["grant_type"]}, {"required": ["grant-type"]}],
+        # Unknown parameters are ignored (RFC 6749 §3.2), but none may be sent twice.
+        "additionalProperties": {"type": "string"},
     },
     "TokenResponse": {
         "type": "object",
@@ -260,10 +277,10 @@ _SCHEMAS: dict[str, Any] = {
         "type": "object",
         "properties": {
             "id": _ID,
-            "kpi": {"type": "string"},
+            "kpi": _TEXT,
             "object_type": {"type": "string", "enum": ["number"]},
             "value": {"oneOf": [{"type": "number"}, {"type": "string"}]},
-            "units": {"type": ["string", "null"]},
+            "units": {"type": ["string", "null"], "maxLength": MAX_TEXT},
             "timestamp": _TIME,
             "date_from": _TIME,
             "date_to": _TIME,
@@ -281,13 +298,20 @@ _SCHEMAS: dict[str, Any] = {
             "elements": {"type": "array", "items": _ref("Element"), "minItems": 1},
         },
         "required": ["elements"],
+        "anyOf": [{"required": ["user_id"]}, {"required": ["location_id"]}],
     },
     "KpiRequest": {
         "type": "object",
         "properties": {
-            "type": {"type": "string", "description": "Registered integration identifier."},
-            "version": {"type": "string", "example": "1.0.0"},
-            "context": {"type": "string", "example": "sales"},
+            "type": {**_TEXT, "description": "Registered integration identifier."},
+            "version": {
+                "oneOf": [
+                    {"type": "string", "minLength": 1, "maxLength": MAX_VERSION},
+                    {"type": "number", "description": "Accepted; a string keeps trailing zeros."},
+                ],
+                "example": "1.0.0",
+            },
+            "context": {**_TEXT, "example": "sales"},
             "data": {"type": "array", "items": _ref("DataEntry"), "minItems": 1},
         },
         "required": ["type", "version", "context", "data"],
@@ -326,7 +350,15 @@ _VERSION_PARAM = {
     "required": True,
     "schema": {"type": "string", "enum": list(SUPPORTED_API_VERSIONS)},
 }
-_READ_TIME = {"oneOf": [{"type": "integer"}, {"type": "string"}]}
+_READ_TIME = {
+    "oneOf": [
+        {"type": "integer", "minimum": 0, "maximum": MAX_EPOCH_SECONDS - 1},
+        {
+            "type": "string",
+            "description": "RFC 3339 with an offset, or another form of an element time.",
+        },
+    ]
+}
 _AGG = {"type": "string", "enum": ["sum", "avg", "min", "max", "count", "last"], "default": "sum"}
 _FILTERS = [
     _query("type", "Integration identifier."),
@@ -365,6 +397,12 @@ def _form_body(schema: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _token_link(operation: str, source: str) -> dict[str, Any]:
+    """A link passing the token of this exchange (the issued one, or the one sent) on."""
+    field = "access_token" if source == "$response" else "token"
+    return {"operationId": operation, "requestBody": {"token": f"{source}.body#/{field}"}}
+
+
 def build_spec() -> dict[str, Any]:
     client_auth: list[dict[str, list[str]]] = [{"clientBasic": []}, {}]
     return {
@@ -373,13 +411,17 @@ def build_spec() -> dict[str, Any]:
             "title": "kpihub",
             "version": __version__,
             "description": "KPI integration API. Every tenant is served on its own host, "
-            "https://{tenant}.{base_domain}/.",
+            "https://{tenant}.{base_domain}/. Under `kpihub serve` any request whose line and "
+            "headers exceed 32 KiB (KPIHUB_MAX_HEADER_BYTES) is answered 431, and one whose "
+            "head is not complete within 20 s (KPIHUB_HEADER_READ_TIMEOUT) 408, before any "
+            "operation sees it.",
         },
         "servers": [{"url": "/"}],
         "paths": {
             "/oauth/token": {
                 "post": {
                     "summary": "Get an access token (client credentials grant)",
+                    "operationId": "getToken",
                     "security": client_auth,
                     "requestBody": _form_body(_ref("TokenRequest")),
                     "responses": {
@@ -389,6 +431,10 @@ def build_spec() -> dict[str, Any]:
                                 "Cache-Control": {"schema": {"type": "string"}},
                                 "Pragma": {"schema": {"type": "string"}},
                             },
+                            "links": {
+                                "introspectIt": _token_link("introspectToken", "$response"),
+                                "revokeIt": _token_link("revokeToken", "$response"),
+                            },
                         },
                         **_OAUTH_ERRORS,
                     },
@@ -397,10 +443,14 @@ def build_spec() -> dict[str, Any]:
             "/oauth/revoke": {
                 "post": {
                     "summary": "Revoke one of the calling client's tokens (RFC 7009)",
+                    "operationId": "revokeToken",
                     "security": client_auth,
                     "requestBody": _form_body(_CLIENT_FORM),
                     "responses": {
-                        "200": {"description": "Revoked or already unusable."},
+                        "200": {
+                            "description": "Revoked or already unusable.",
+                            "links": {"introspectIt": _token_link("introspectToken", "$request")},
+                        },
                         **_OAUTH_ERRORS,
                     },
                 }
@@ -408,13 +458,30 @@ def build_spec() -> dict[str, Any]:
             "/oauth/introspect": {
                 "post": {
                     "summary": "Introspect one of the calling client's tokens (RFC 7662)",
+                    "operationId": "introspectToken",
                     "security": client_auth,
                     "requestBody": _form_body(_CLIENT_FORM),
                     "responses": {
                         "200": _json(
                             {
                                 "type": "object",
-                                "properties": {"active": {"type": "boolean"}},
+                                "description": "RFC 7662 §2.2; only active when it is not.",
+                                "properties": {
+                                    "active": {"type": "boolean"},
+                                    "token_type": {"type": "string", "enum": ["Bearer"]},
+                                    **{
+                                        name: {"type": "string"}
+                                        for name in ("scope", "client_id", "sub", "iss", "jti")
+                                    },
+                                    "env": {"type": "string", "enum": ["testing", "production"]},
+                                    "aud": {
+                                        "oneOf": [
+                                            {"type": "string"},
+                                            {"type": "array", "items": {"type": "string"}},
+                                        ]
+                                    },
+                                    **{name: {"type": "integer"} for name in ("exp", "iat", "nbf")},
+                                },
                                 "required": ["active"],
                             },
                             "The token's state.",
@@ -453,7 +520,7 @@ def build_spec() -> dict[str, Any]:
                             "name": "Idempotency-Key",
                             "in": "header",
                             "required": False,
-                            "schema": {"type": "string", "maxLength": 255},
+                            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
                         },
                         {
                             "name": "Content-Encoding",

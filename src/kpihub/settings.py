@@ -84,6 +84,20 @@ class Settings(BaseSettings):
     # Request limits.
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     max_elements: int = Field(10_000, ge=1)
+    body_read_timeout: float = Field(
+        60.0, gt=0, description="Seconds a client has to send a whole request body (then 408)"
+    )
+    max_header_bytes: int = Field(
+        32 * 1024,
+        ge=1024,
+        description="Bytes of a request's line and headers (kpihub serve answers 431 above)",
+    )
+    header_read_timeout: float = Field(
+        20.0,
+        gt=0,
+        description="Seconds a connection has to send a request's line and headers, from "
+        "its start or the previous response (kpihub serve closes it after)",
+    )
     idempotency_ttl: int = Field(86_400, ge=60)
     debug_body_bytes: int = Field(
         1024 * 1024, ge=0, description="Bytes of a rejected body kept for the debugger"

@@ -294,6 +294,7 @@ def test_retry_after_becomes_the_backoff() -> None:
     limited = api_error(429, b'{"message":"Too Many Attempts."}', {"retry-after": "7"})
     assert retry_hook(limited) == 7.0
     assert retry_hook(api_error(502, b"", {})) is True
+    assert retry_hook(api_error(408, b"{}", {})) is True  # the body arrived too slowly
     assert retry_hook(api_error(422, b"{}", {})) is False
     assert retry_hook(httpx.ReadTimeout("slow")) is True
 

@@ -7,8 +7,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kpihub.domain import Environment
 from kpihub.errors import OAuthError
 from kpihub.oauth.basic import parse_basic
+from kpihub.oauth.secrets import new_client_id, new_secret
 
 
 def basic(raw: str | bytes) -> str:
@@ -112,3 +114,23 @@ def test_round_trip(client_id: str, client_secret: str) -> None:
         return
     value = basic(quote_plus(client_id) + ":" + quote_plus(client_secret))
     assert parse_basic(value) == (client_id, client_secret)
+
+
+@given(st.sampled_from(list(Environment)), st.sampled_from(["Basic", "basic", "BASIC"]))
+def test_kpihub_credentials_round_trip_unencoded(environment: Environment, scheme: str) -> None:
+    # What most HTTP libraries send: no form-encoding, which our alphabet never needs.
+    client_id, secret = new_client_id(environment), new_secret()
+    raw = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    assert parse_basic(f"{scheme} {raw}") == (client_id, secret)
+    assert parse_basic(f"  {scheme}  {raw}  ") == (client_id, secret)
+
+
+@given(st.from_regex(r"\A[A-Za-z0-9+/]*={0,3}\Z"))
+def test_base64_shaped_credentials_never_crash(credentials: str) -> None:
+    try:
+        client_id, client_secret = parse_basic("Basic " + credentials)
+    except OAuthError as error:
+        assert error.error == "invalid_client"
+        assert error.basic is True
+    else:
+        assert client_id and client_secret

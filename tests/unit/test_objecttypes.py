@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 
 import pytest
@@ -13,6 +14,7 @@ from kpihub.ingest import InvalidValue
 from kpihub.ingest.objecttypes import REGISTRY, get, names
 from kpihub.ingest.objecttypes.number import TYPE as NUMBER
 from kpihub.ingest.objecttypes.number import strict_float
+from tests.strategies import JSON_VALUES
 
 
 def test_registry_knows_number() -> None:
@@ -140,3 +142,32 @@ def test_strict_float() -> None:
     assert strict_float("1_0") is None
     assert strict_float("inf") is None
     assert strict_float("") is None
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_number_round_trips_through_json_and_formatting(value: float) -> None:
+    # What a client's JSON library or string formatting sends, back as the same float.
+    assert NUMBER.parse(json.loads(json.dumps(value))) == value
+    assert NUMBER.parse(json.dumps(value)) == value
+    assert NUMBER.parse(format(value, ".17g")) == value
+    assert NUMBER.parse(f"{value:.17e}") == value
+
+
+@given(JSON_VALUES)
+def test_number_on_any_json_value_is_a_finite_float_or_invalid_value(value: object) -> None:
+    try:
+        result = NUMBER.parse(value)
+    except InvalidValue as exc:
+        assert str(exc).startswith("must be a")
+    else:
+        assert type(result) is float
+        assert math.isfinite(result)
+        assert type(value) in (int, float, str)
+
+
+@given(st.integers(min_value=10**309, max_value=10**400) | st.integers(max_value=-(10**309)))
+def test_number_refuses_integers_beyond_a_float(value: int) -> None:
+    with pytest.raises(InvalidValue, match="fits a 64-bit float"):
+        NUMBER.parse(value)
+    with pytest.raises(InvalidValue, match="overflows a 64-bit float"):
+        NUMBER.parse(str(value))

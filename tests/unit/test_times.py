@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from kpihub.ingest.times import MAX_EPOCH_SECONDS, InvalidTime, parse_time
+from tests.strategies import JSON_VALUES
 
 UTC_ZONE = ZoneInfo("UTC")
 CPH = ZoneInfo("Europe/Copenhagen")
@@ -193,3 +195,51 @@ def test_arbitrary_text_returns_an_epoch_or_invalid_time(text: str) -> None:
 def test_datetime_shaped_text_never_crashes(text: str) -> None:
     with contextlib.suppress(InvalidTime):
         assert parse_time(text, CPH) >= 0
+
+
+_ZONES = st.sampled_from(
+    [
+        "UTC",
+        "Europe/Copenhagen",
+        "America/New_York",
+        "Australia/Lord_Howe",  # 30-minute DST shift
+        "Asia/Kathmandu",  # +05:45
+        "Pacific/Kiritimati",  # +14:00
+        "America/St_Johns",  # -03:30, DST
+    ]
+).map(ZoneInfo)
+
+
+# A day inside 1970..9999 on both ends, so the wall-clock year is in range in every zone.
+@given(st.integers(min_value=86400, max_value=253402214400), _ZONES)
+# Repeated wall-clock times (clocks going back), which random epochs rarely hit.
+@example(1729992600, CPH)  # 2024-10-27 02:30 CET, the second 02:30
+@example(1729992600 - 3600, CPH)  # ... and the first, 02:30 CEST
+@example(1712416500, ZoneInfo("Australia/Lord_Howe"))  # 01:45 the second time
+def test_ymd_his_round_trips_in_any_zone(epoch: int, zone: ZoneInfo) -> None:
+    local = datetime.fromtimestamp(epoch, zone)
+    text = local.strftime("%Y-%m-%d %H:%M:%S")
+    parsed = parse_time(text, zone)
+    if local.fold == 0:
+        assert parsed == epoch
+    else:
+        # The second of a repeated wall-clock time reads as the first (fold=0).
+        assert parsed < epoch
+    assert datetime.fromtimestamp(parsed, zone).strftime("%Y-%m-%d %H:%M:%S") == text
+
+
+@given(st.floats(min_value=0, max_value=MAX_EPOCH_SECONDS, exclude_max=True))
+def test_epoch_floats_are_floored(value: float) -> None:
+    assert parse_time(value, UTC_ZONE) == math.floor(value)
+    assert parse_time(repr(value), UTC_ZONE) == math.floor(value)
+
+
+@given(JSON_VALUES, _ZONES)
+def test_any_json_value_is_an_epoch_or_invalid_time(value: object, zone: ZoneInfo) -> None:
+    try:
+        result = parse_time(value, zone)
+    except InvalidTime as exc:
+        assert str(exc).startswith("must ")
+    else:
+        assert type(result) is int
+        assert 0 <= result < MAX_EPOCH_SECONDS + 14 * 3600

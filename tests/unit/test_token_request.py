@@ -5,6 +5,8 @@ import json
 from urllib.parse import urlencode
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kpihub.errors import OAuthError
 from kpihub.oauth.token_request import (
@@ -349,3 +351,70 @@ def test_client_request_errors_share_token_endpoint_rules() -> None:
     with pytest.raises(OAuthError) as info:
         parse_client_request(FORM, b"token=a&token=b", None)
     assert "Duplicate parameter 'token'" in info.value.description
+
+
+# -- properties ----------------------------------------------------------------------
+
+# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+_SCOPE_CHARS = "".join(chr(c) for c in [0x21, *range(0x23, 0x5C), *range(0x5D, 0x7F)])
+_SCOPE_TOKENS = st.text(alphabet=_SCOPE_CHARS, min_size=1, max_size=12)
+
+
+@given(st.lists(_SCOPE_TOKENS, max_size=6), st.lists(st.integers(1, 3), min_size=7, max_size=7))
+def test_scope_round_trip(tokens: list[str], gaps: list[int]) -> None:
+    # Joined by runs of spaces, with spaces around: the same tokens, once each, in order.
+    text = " " * gaps[0] + "".join(t + " " * g for t, g in zip(tokens, gaps[1:], strict=False))
+    assert parse_scope(text) == (tuple(dict.fromkeys(tokens)) or None)
+    assert parse_scope(" ".join(tokens)) == (tuple(dict.fromkeys(tokens)) or None)
+
+
+@given(st.text(max_size=40))
+def test_scope_on_arbitrary_text_is_tokens_or_invalid_scope(text: str) -> None:
+    try:
+        scope = parse_scope(text)
+    except OAuthError as error:
+        assert error.error == "invalid_scope"
+        assert error.status == 400
+        assert "RFC 6749" in error.description
+    else:
+        assert scope is None or all(t and set(t) <= set(_SCOPE_CHARS) for t in scope)
+        assert scope is None or " ".join(scope).split(" ") == list(scope)
+
+
+_CONTENT_TYPES = (
+    st.none()
+    | st.sampled_from(
+        [FORM, "application/x-www-urlencoded", "application/json", "application/json; charset=x"]
+    )
+    | st.text(max_size=20)
+)
+_AUTHORIZATIONS = (
+    st.none()
+    | st.text(max_size=40)
+    | st.binary(max_size=30).map(lambda raw: "Basic " + base64.b64encode(raw).decode())
+)
+_BODIES = (
+    st.binary(max_size=60)
+    | st.dictionaries(
+        st.sampled_from(["grant_type", "grant-type", "client_id", "client_secret", "scope"]),
+        st.text(max_size=12),
+    ).map(lambda params: urlencode(params).encode())
+    | st.dictionaries(st.text(max_size=8), st.text(max_size=8) | st.integers()).map(
+        lambda doc: json.dumps(doc).encode()
+    )
+)
+
+
+@settings(max_examples=300)
+@given(_CONTENT_TYPES, _BODIES, _AUTHORIZATIONS)
+def test_token_request_raises_only_oauth_errors(
+    content_type: str | None, body: bytes, authorization: str | None
+) -> None:
+    for parse in (parse_token_request, parse_client_request):
+        try:
+            parse(content_type, body, authorization)
+        except OAuthError as error:
+            assert error.status in (400, 401)
+            assert error.description
+            # The client tried the header, so a 401 can carry a Basic challenge.
+            assert error.basic == bool(authorization and authorization.strip())

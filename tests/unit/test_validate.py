@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import UTC, datetime, timedelta, timezone
 from importlib.resources import files
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,8 +15,10 @@ from hypothesis import strategies as st
 
 from kpihub.domain import DataPoint, ParsedBatch
 from kpihub.errors import PayloadTooLarge, ValidationFailed
+from kpihub.ingest.times import MAX_EPOCH_SECONDS
 from kpihub.ingest.validate import validate_batch
 from tests.batches import one_element_batch
+from tests.strategies import JSON_VALUES
 
 UTC_ZONE = ZoneInfo("UTC")
 CPH = ZoneInfo("Europe/Copenhagen")
@@ -564,21 +567,7 @@ def test_input_is_not_modified() -> None:
 
 # -- fuzzing -----------------------------------------------------------------------------
 
-_SCALARS = (
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats()
-    | st.text(max_size=30)
-    | st.sampled_from(["number", "2019-09-10 13:09:23", "1"])
-)
-_JSON = st.recursive(
-    _SCALARS,
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
-    ),
-    max_leaves=20,
-)
+_JSON = JSON_VALUES
 
 
 def _maybe(valid: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
@@ -641,3 +630,94 @@ def test_arbitrary_json_only_raises_validation_failed(doc: object) -> None:
 @given(_BATCH)
 def test_nearly_valid_batches_only_raise_validation_failed(doc: object) -> None:
     _check(doc)
+
+
+# -- round trip: a batch built from known values validates back to those values ----------
+
+_TEXTS = st.text(min_size=1, max_size=20)
+_IDS = st.text(min_size=1, max_size=20) | st.integers(-(10**18), 10**18)
+# A day inside 1970..9999: the year written in an offset time must be in that range too.
+_EPOCHS = st.integers(86400, 253402300799 - 86400)
+
+
+def _wire_time(epoch: int) -> st.SearchStrategy[object]:
+    """The epoch in each wire form a client may use (UTC for 'Y-m-d H:i:s'); numbers only
+    below MAX_EPOCH_SECONDS, above which they look like milliseconds."""
+    moment = datetime.fromtimestamp(epoch, UTC)
+    forms: list[object] = [
+        moment.strftime("%Y-%m-%d %H:%M:%S"),
+        moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        moment.astimezone(timezone(timedelta(hours=-3, minutes=-30))).isoformat(),
+    ]
+    if epoch < MAX_EPOCH_SECONDS:
+        forms += [epoch, str(epoch), float(epoch)]
+    return st.sampled_from(forms)
+
+
+@st.composite
+def _elements(draw: st.DrawFn, element_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the element on the wire, the DataPoint fields it must become)."""
+    value = draw(st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(10**15), 10**15))
+    wire_value = draw(st.sampled_from([value, repr(value) if type(value) is float else str(value)]))
+    timestamp = draw(_EPOCHS)
+    element: dict[str, Any] = {
+        "id": draw(st.sampled_from([element_id, int(element_id)])),
+        "kpi": draw(_TEXTS),
+        "object_type": "number",
+        "value": wire_value,
+        "timestamp": draw(_wire_time(timestamp)),
+    }
+    expected: dict[str, Any] = {
+        "element_id": element_id,
+        "kpi": element["kpi"],
+        "object_type": "number",
+        "value": float(value),
+        "units": None,
+        "timestamp": timestamp,
+        "date_from": None,
+        "date_to": None,
+    }
+    if draw(st.booleans()):
+        element["units"] = expected["units"] = draw(st.text(max_size=10))
+    if draw(st.booleans()):
+        start, end = sorted(draw(st.lists(_EPOCHS, min_size=2, max_size=2)))
+        element["date_from"] = draw(_wire_time(start))
+        element["date_to"] = draw(_wire_time(end))
+        expected["date_from"], expected["date_to"] = start, end
+    return element, expected
+
+
+@st.composite
+def _batches(draw: st.DrawFn) -> tuple[dict[str, Any], ParsedBatch]:
+    doc: dict[str, Any] = {
+        "type": draw(_TEXTS),
+        "version": draw(st.text(min_size=1, max_size=64)),
+        "context": draw(_TEXTS),
+        "data": [],
+    }
+    points: list[DataPoint] = []
+    next_id = 0
+    for _ in range(draw(st.integers(1, 3))):
+        owners = draw(st.sampled_from([("user_id",), ("location_id",), ("user_id", "location_id")]))
+        entry: dict[str, Any] = {key: draw(_IDS) for key in owners}
+        entry["elements"] = []
+        for _ in range(draw(st.integers(1, 4))):
+            element, expected = draw(_elements(str(next_id)))
+            next_id += 1
+            entry["elements"].append(element)
+            user, location = (str(entry[k]) if k in entry else None for k in _OWNERS)
+            points.append(DataPoint(**expected, user_id=user, location_id=location))
+        doc["data"].append(entry)
+    return doc, ParsedBatch(doc["type"], doc["version"], doc["context"], points)
+
+
+_OWNERS = ("user_id", "location_id")
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow])
+@given(_batches())
+def test_valid_batches_round_trip(case: tuple[dict[str, Any], ParsedBatch]) -> None:
+    doc, expected = case
+    assert validate_batch(doc, tz=UTC_ZONE) == expected
+    # What a client's JSON encoder produces decodes and validates to the same batch.
+    assert validate_batch(json.loads(json.dumps(doc)), tz=UTC_ZONE) == expected

@@ -6,7 +6,7 @@ import contextlib
 import json
 import logging
 import shlex
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 
@@ -50,9 +50,13 @@ def serve(
     workers: Annotated[int | None, typer.Option(help="Worker processes")] = None,
 ) -> None:
     """Serve the API (KPIHUB_* settings; options override them)."""
+    import asyncio
+    import functools
     import os
 
     import uvicorn
+
+    from kpihub.http.protocol import HeadLimitedHttpToolsProtocol
 
     cfg = settings()
     # ``is None``, not ``or``: ``--port 0`` (any free port) must not fall back to the setting.
@@ -79,7 +83,15 @@ def serve(
         workers=workers,
         log_level=cfg.log_level,
         loop="auto",
-        http="auto",
+        # httptools with the request head bounded in size (431) and time (408).
+        http=cast(
+            "type[asyncio.Protocol]",
+            functools.partial(
+                HeadLimitedHttpToolsProtocol,
+                head_limit=cfg.max_header_bytes,
+                head_timeout=cfg.header_read_timeout,
+            ),
+        ),
         access_log=False,
         server_header=False,
     )

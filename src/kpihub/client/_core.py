@@ -24,6 +24,7 @@ from kpihub.client._errors import (
     AuthenticationError,
     KpiConnectionError,
     RateLimitError,
+    RequestTimeoutError,
     ServerError,
     api_error,
 )
@@ -40,10 +41,11 @@ _NOT_RETRIED: Final = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
 
 
 def retry_hook(exc: Exception) -> bool | float:
-    """stamina's ``on``: network errors, timeouts, 429 and 5xx; a ``Retry-After`` wins."""
+    """stamina's ``on``: network errors, timeouts (ours and the server's 408), 429 and 5xx;
+    a ``Retry-After`` wins."""
     if isinstance(exc, httpx.TransportError):
         return not isinstance(exc, _NOT_RETRIED)
-    if isinstance(exc, RateLimitError | ServerError):
+    if isinstance(exc, RateLimitError | RequestTimeoutError | ServerError):
         return exc.retry_after if exc.retry_after is not None else True
     return False
 

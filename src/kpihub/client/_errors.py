@@ -10,6 +10,7 @@ Hierarchy::
         ├── AuthenticationError      401 (token endpoint: invalid_client; API: invalid_token)
         ├── PermissionDeniedError    403 (missing scope)
         ├── NotFoundError            404 (unknown tenant host or API version)
+        ├── RequestTimeoutError      408 (the body arrived too slowly; retried)
         ├── PayloadTooLargeError     413
         ├── UnsupportedMediaTypeError 415
         ├── ValidationError          422 (``errors``: field -> messages)
@@ -102,6 +103,10 @@ class ValidationError(ApiError):
     pass
 
 
+class RequestTimeoutError(ApiError):
+    pass
+
+
 class RateLimitError(ApiError):
     pass
 
@@ -115,6 +120,7 @@ _BY_STATUS: dict[int, type[ApiError]] = {
     401: AuthenticationError,
     403: PermissionDeniedError,
     404: NotFoundError,
+    408: RequestTimeoutError,
     413: PayloadTooLargeError,
     415: UnsupportedMediaTypeError,
     422: ValidationError,

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import sys
 import zlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import msgspec
 from starlette.requests import Request
 
-from kpihub.errors import MalformedBody, MalformedJson, PayloadTooLarge, UnsupportedMediaType
+from kpihub.errors import (
+    BodyTimeout,
+    MalformedBody,
+    MalformedJson,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
 
 _decoder = msgspec.json.Decoder()
 
@@ -85,8 +94,32 @@ class _Gunzip:
             )
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, decompressed when ``Content-Encoding: gzip``, never more than ``limit`` bytes."""
+@asynccontextmanager
+async def body_deadline(seconds: float) -> AsyncIterator[None]:
+    """Raise :class:`BodyTimeout` when the block (reading a body) takes over ``seconds``.
+
+    One deadline for the whole body, not an idle timeout between chunks: a client
+    trickling a byte a second would reset an idle timer forever.
+    """
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError:
+        raise BodyTimeout(
+            f"The request body did not arrive within {seconds:g} seconds. Send the whole "
+            "body at once, or smaller bodies over a slow link.",
+            timeout=seconds,
+        ) from None
+
+
+async def read_body(request: Request, limit: int, seconds: float) -> bytes:
+    """The body, decompressed when ``Content-Encoding: gzip``, never more than ``limit`` bytes,
+    received within ``seconds``."""
+    async with body_deadline(seconds):
+        return await _read_body(request, limit)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding not in ("identity", "gzip", "x-gzip", ""):
         raise UnsupportedMediaType(

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from kpihub.errors import (
+    BodyTimeout,
     Conflict,
     InsufficientScope,
     InvalidInput,
@@ -53,6 +54,8 @@ def _status(exc: KpihubError) -> int:
         return 400
     if isinstance(exc, PayloadTooLarge):
         return 413
+    if isinstance(exc, BodyTimeout):
+        return 408
     if isinstance(exc, UnsupportedMediaType):
         return 415
     if isinstance(exc, NotFound):
@@ -109,6 +112,10 @@ def error_response(request: Request, exc: KpihubError) -> Response:
         )
     elif isinstance(exc, PayloadTooLarge):
         content["limit"] = exc.limit
+    elif isinstance(exc, BodyTimeout):
+        # The rest of the body may still be trickling in: RFC 9110 §15.5.9, close.
+        content["timeout"] = exc.timeout
+        headers["Connection"] = "close"
     elif isinstance(exc, MalformedJson):
         content["line"], content["column"] = exc.line, exc.column
     elif isinstance(exc, StoreUnavailable):

@@ -126,7 +126,7 @@ async def _ingest(request: Request, svc: Services, received_at: float) -> Respon
     _check_media_type(request)
     key = _idempotency_key(request)
     settings = svc.settings
-    body = await read_body(request, settings.max_body_bytes)
+    body = await read_body(request, settings.max_body_bytes, settings.body_read_timeout)
     request.state.body = body
     request_hash = hashlib.sha256(body).hexdigest() if key else None
     if key and request_hash:

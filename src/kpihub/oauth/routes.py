@@ -88,7 +88,7 @@ async def _begin(request: Request) -> tuple[Services, Tenant, bytes]:
         svc.settings.token_rate_limit_per_address,
     )
     # Bounded: these endpoints answer anyone, and a token request is a few hundred bytes.
-    body = await read_body(request, MAX_BODY_BYTES)
+    body = await read_body(request, MAX_BODY_BYTES, svc.settings.body_read_timeout)
     return svc, tenant, body
 
 

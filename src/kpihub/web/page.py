@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from kpihub.domain import Environment, Tenant
+from kpihub.http.body import body_deadline
 from kpihub.services import Services, services
 from kpihub.web.auth import CSRF_FIELD, Viewer, csrf_ok, current_viewer, same_origin
 
@@ -124,7 +125,8 @@ def page(*, admin: bool = False) -> Callable[[View], Callable[[Request], Awaitab
                 return redirect("/login?" + urlencode({"next": target}))
             form: FormData | None = None
             if request.method == "POST":
-                form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
+                async with body_deadline(svc.settings.body_read_timeout):
+                    form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
             ctx = Ctx(request, svc, tenant, viewer, form)
             if form is not None and not (same_origin(request, svc) and csrf_ok(viewer.csrf, form)):
                 return forbidden(

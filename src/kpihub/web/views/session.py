@@ -11,6 +11,7 @@ from starlette.responses import Response
 from kpihub.admin import normalise_email
 from kpihub.domain import Environment
 from kpihub.errors import RateLimited
+from kpihub.http.body import body_deadline
 from kpihub.ratelimit import rate_limit_headers
 from kpihub.services import Services, services
 from kpihub.tenancy import client_address
@@ -74,7 +75,8 @@ async def login(request: Request) -> Response:
     svc = services(request)
     tenant = await svc.tenant(request)
     settings = svc.settings
-    form = await request.form(max_files=0, max_fields=10)
+    async with body_deadline(settings.body_read_timeout):
+        form = await request.form(max_files=0, max_fields=10)
     if not same_origin(request, svc) or not csrf_ok(request.cookies.get(LOGIN_CSRF_COOKIE), form):
         return _login_page(
             request,
