@@ -157,13 +157,23 @@ class PostgresStorage(ClientUpdates):
         if not _storable(name):
             return None
         row = await self._fetchrow(
-            "SELECT id, name, timezone, created_at FROM tenants WHERE name = $1", name
+            f"SELECT {_sql.TENANT_COLUMNS} FROM tenants WHERE name = $1", name
         )
         return domain.Tenant(*row) if row else None
 
     async def list_tenants(self) -> list[domain.Tenant]:
-        rows = await self._fetch("SELECT id, name, timezone, created_at FROM tenants ORDER BY name")
+        rows = await self._fetch(f"SELECT {_sql.TENANT_COLUMNS} FROM tenants ORDER BY name")
         return [domain.Tenant(*row) for row in rows]
+
+    async def set_retention(self, tenant_id: int, days: int | None) -> domain.Tenant:
+        row = await self._fetchrow(
+            f"UPDATE tenants SET retention_days = $1 WHERE id = $2 RETURNING {_sql.TENANT_COLUMNS}",
+            days,
+            tenant_id,
+        )
+        if row is None:
+            raise NotFound(f"No tenant with id {tenant_id}.")
+        return domain.Tenant(*row)
 
     async def create_integration(
         self, tenant_id: int, identifier: str, now: int
@@ -314,6 +324,39 @@ class PostgresStorage(ClientUpdates):
     async def record_request(self, record: domain.RequestRecord) -> None:
         await self._execute(_INSERT_RECORD, *_sql.record_values(record))
 
+    async def purge_before(
+        self, tenant_id: int, before: int, *, dry_run: bool = False, chunk: int = _sql.PURGE_CHUNK
+    ) -> domain.PurgeCounts:
+        async with self._conn() as conn:
+            groups = await _point_groups(conn, tenant_id)
+        if dry_run:
+            async with self._conn() as conn, conn.transaction(isolation="repeatable_read"):
+                points = 0
+                for group in groups:
+                    sql, params = _sql.count_old_points_sql(_dollar, tenant_id, group, before)
+                    points += int(await conn.fetchval(sql, *params))
+                sql, params = _sql.count_old_batches_sql(_dollar, tenant_id, before)
+                batches = int(await conn.fetchval(sql, *params))
+            return domain.PurgeCounts(points=points, batches=batches)
+        # Each statement is a transaction of its own (no explicit one): a big purge is
+        # many short transactions that autovacuum can clean up behind.
+        points = 0
+        for group in groups:
+            points += await self._drain(*_delete_old_points_sql(tenant_id, group, before, chunk))
+        batches = await self._drain(*_sql.delete_old_batches_sql(_dollar, tenant_id, before, chunk))
+        return domain.PurgeCounts(points=points, batches=batches)
+
+    async def _drain(self, sql: str, params: list[Any]) -> int:
+        """Run a ``DELETE ... LIMIT chunk`` (last parameter) until it deletes fewer."""
+        chunk = params[-1]
+        total = 0
+        while True:
+            status = await self._execute(sql, *params)
+            deleted = int(status.split()[-1])
+            total += deleted
+            if deleted < chunk:
+                return total
+
     async def count_points(self, tenant_id: int, environment: domain.Environment) -> int:
         row = await self._fetchrow(
             "SELECT COUNT(*) FROM data_points WHERE tenant_id = $1 AND environment = $2",
@@ -462,6 +505,33 @@ async def _contexts(conn: Connection, flt: domain.PointFilter) -> list[str] | No
         return None
     sql, params = _sql.contexts_sql(_dollar, flt.tenant_id, flt.environment)
     return [r[0] for r in await conn.fetch(sql, *params)]
+
+
+async def _point_groups(conn: Connection, tenant_id: int) -> list[_sql.PointGroup]:
+    groups: list[_sql.PointGroup] = []
+    for environment in domain.Environment:
+        sql, params = _sql.contexts_sql(_dollar, tenant_id, environment)
+        for (context,) in await conn.fetch(sql, *params):
+            ksql, kparams = _sql.kpis_sql(_dollar, tenant_id, environment, context)
+            groups += [(environment, context, kpi) for (kpi,) in await conn.fetch(ksql, *kparams)]
+    return groups
+
+
+def _delete_old_points_sql(
+    tenant_id: int, group: _sql.PointGroup, before: int, chunk: int
+) -> tuple[str, list[Any]]:
+    """Up to ``chunk`` old points of one group: a range of the time index, each row then
+    found by its primary key. ``ts`` is checked again on the row itself, so a point
+    re-sent with a recent timestamp while the purge runs is not deleted."""
+    b = _sql.Binder(_dollar)
+    where = _sql.old_points_where(b, tenant_id, group, before)
+    sql = (
+        f"DELETE FROM data_points WHERE ts < {b(before)} AND "
+        "(tenant_id, environment, type, context, element_id) IN ("
+        "SELECT tenant_id, environment, type, context, element_id FROM data_points "
+        f"WHERE {where} LIMIT {b(chunk)})"
+    )
+    return sql, b.params
 
 
 async def _apply_batch(
