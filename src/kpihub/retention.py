@@ -37,14 +37,26 @@ def cutoff(days: int, now: int) -> int:
     return now - days * DAY
 
 
+def _bad_days(tenant_name: str, days: object) -> InvalidInput:
+    return InvalidInput(
+        "--days",
+        days,
+        f"Give a whole number of days from 1 to {MAX_DAYS}; to keep data forever, "
+        f"use 'kpihub retention clear --tenant {tenant_name}'.",
+    )
+
+
+def parse_days(tenant_name: str, text: str) -> int:
+    """``--days`` as typed: a whole number (the range is checked by ``set_retention``)."""
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise _bad_days(tenant_name, text) from None
+
+
 async def set_retention(storage: Storage, tenant_name: str, days: int) -> Tenant:
     if not 1 <= days <= MAX_DAYS:
-        raise InvalidInput(
-            "--days",
-            days,
-            f"Give a whole number of days from 1 to {MAX_DAYS}; to keep data forever, "
-            f"use 'kpihub retention clear --tenant {tenant_name}'.",
-        )
+        raise _bad_days(tenant_name, days)
     t = await admin.tenant(storage, tenant_name)
     return await storage.set_retention(t.id, days)
 

@@ -113,11 +113,12 @@ def _retention_rows(tenants: list[Tenant]) -> list[dict[str, object]]:
 @retention_app.command("set")
 def retention_set(
     tenant: TenantOpt,
-    days: Annotated[int, typer.Option("--days", help="Keep this many days of data")],
+    days: Annotated[str, typer.Option("--days", help="Keep this many days of data (1-36500)")],
     as_json: JsonOpt = False,
 ) -> None:
     """Keep DAYS days of a tenant's data; older points and requests are purged."""
-    t = with_storage(lambda s, _: retention.set_retention(s, tenant, days))
+    number = _run(lambda _: retention.parse_days(tenant, days))
+    t = with_storage(lambda s, _: retention.set_retention(s, tenant, number))
     if as_json:
         emit_json(_retention_rows([t])[0])
         return
