@@ -39,7 +39,9 @@ register_ops_commands(app)
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: str = "head") -> None:
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="A revision id, or head")] = "head",
+) -> None:
     """Apply schema migrations (KPIHUB_DATABASE_URL)."""
     before, after = migrate(settings().database_url, revision)
     out.print(f"Schema at revision {after} (was {before or 'empty'}).")
