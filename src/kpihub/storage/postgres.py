@@ -338,24 +338,25 @@ class PostgresStorage(ClientUpdates):
                 sql, params = _sql.count_old_batches_sql(_dollar, tenant_id, before)
                 batches = int(await conn.fetchval(sql, *params))
             return domain.PurgeCounts(points=points, batches=batches)
-        # Each statement is a transaction of its own (no explicit one): a big purge is
-        # many short transactions that autovacuum can clean up behind.
-        points = 0
-        for group in groups:
-            points += await self._drain(*_delete_old_points_sql(tenant_id, group, before, chunk))
-        batches = await self._drain(*_sql.delete_old_batches_sql(_dollar, tenant_id, before, chunk))
+        # Each chunk is a statement in a transaction of its own (no explicit one): a big
+        # purge is many short transactions that autovacuum can clean up behind.
+        async with self._conn() as conn:
+            # asyncpg prepares statements, and after five runs PostgreSQL may switch to a
+            # generic plan, which knows neither the cutoff nor the limit and scans the
+            # whole table for each chunk. (Released connections are RESET ALL.)
+            await conn.execute("SET plan_cache_mode = force_custom_plan")
+            try:
+                points = 0
+                for group in groups:
+                    points += await _drain(
+                        conn, partial(_old_points_chunk, tenant_id, group, before, chunk), chunk
+                    )
+                batches = await _drain(
+                    conn, partial(_old_batches_chunk, tenant_id, before, chunk), chunk
+                )
+            finally:
+                await conn.execute("RESET plan_cache_mode")
         return domain.PurgeCounts(points=points, batches=batches)
-
-    async def _drain(self, sql: str, params: list[Any]) -> int:
-        """Run a ``DELETE ... LIMIT chunk`` (last parameter) until it deletes fewer."""
-        chunk = params[-1]
-        total = 0
-        while True:
-            status = await self._execute(sql, *params)
-            deleted = int(status.split()[-1])
-            total += deleted
-            if deleted < chunk:
-                return total
 
     async def count_points(self, tenant_id: int, environment: domain.Environment) -> int:
         row = await self._fetchrow(
@@ -517,21 +518,68 @@ async def _point_groups(conn: Connection, tenant_id: int) -> list[_sql.PointGrou
     return groups
 
 
-def _delete_old_points_sql(
-    tenant_id: int, group: _sql.PointGroup, before: int, chunk: int
+_FIRST = -(2**62)  # before any timestamp: where the first chunk starts
+
+
+def _old_points_chunk(
+    tenant_id: int, group: _sql.PointGroup, before: int, chunk: int, after: float
 ) -> tuple[str, list[Any]]:
-    """Up to ``chunk`` old points of one group: a range of the time index, each row then
-    found by its primary key. ``ts`` is checked again on the row itself, so a point
-    re-sent with a recent timestamp while the purge runs is not deleted."""
+    """Delete up to ``chunk`` old points of one group from ``ts >= after`` on.
+
+    Rows: how many were chosen, their greatest ``ts`` (where the next chunk starts,
+    past the index entries of the rows just deleted, which stay in the index until
+    vacuumed), and how many were deleted. The rows are deleted by their ``ctid``
+    (a TID scan: no plan can turn it into a scan of the table), with ``ts`` checked
+    again on the row itself, so a point re-sent with a recent timestamp while the
+    purge runs is not deleted (nor, this time round, one updated at that moment: the
+    next purge deletes it).
+    """
     b = _sql.Binder(_dollar)
     where = _sql.old_points_where(b, tenant_id, group, before)
     sql = (
-        f"DELETE FROM data_points WHERE ts < {b(before)} AND "
-        "(tenant_id, environment, type, context, element_id) IN ("
-        "SELECT tenant_id, environment, type, context, element_id FROM data_points "
-        f"WHERE {where} LIMIT {b(chunk)})"
+        "WITH doomed AS MATERIALIZED (SELECT ctid, ts FROM data_points "
+        f"WHERE {where} AND ts >= {b(int(after))} ORDER BY ts LIMIT {b(chunk)}), "
+        "gone AS (DELETE FROM data_points WHERE ctid = ANY(ARRAY(SELECT ctid FROM doomed)) "
+        f"AND ts < {b(before)} RETURNING 1) "
+        "SELECT (SELECT COUNT(*) FROM doomed), (SELECT MAX(ts) FROM doomed), "
+        "(SELECT COUNT(*) FROM gone)"
     )
     return sql, b.params
+
+
+def _old_batches_chunk(
+    tenant_id: int, before: int, chunk: int, after: float
+) -> tuple[str, list[Any]]:
+    """As ``_old_points_chunk``, for the requests received before ``before``."""
+    b = _sql.Binder(_dollar)
+    sql = (
+        "WITH doomed AS MATERIALIZED (SELECT ctid, received_at FROM batches "
+        f"WHERE tenant_id = {b(tenant_id)} AND received_at < {b(float(before))} "
+        f"AND received_at >= {b(float(after))} ORDER BY received_at LIMIT {b(chunk)}), "
+        "gone AS (DELETE FROM batches WHERE ctid = ANY(ARRAY(SELECT ctid FROM doomed)) "
+        "RETURNING 1) "
+        "SELECT (SELECT COUNT(*) FROM doomed), (SELECT MAX(received_at) FROM doomed), "
+        "(SELECT COUNT(*) FROM gone)"
+    )
+    return sql, b.params
+
+
+async def _drain(
+    conn: Connection, statement: Callable[[float], tuple[str, list[Any]]], chunk: int
+) -> int:
+    """Run chunk statements, each from where the last one ended, until one chooses
+    fewer than ``chunk`` rows; the number deleted."""
+    after: float = _FIRST
+    total = 0
+    while True:
+        sql, params = statement(after)
+        row = await conn.fetchrow(sql, *params)
+        assert row is not None  # SELECT without FROM: one row
+        chosen, last, deleted = int(row[0]), row[1], int(row[2])
+        total += deleted
+        if chosen < chunk:
+            return total
+        after = last
 
 
 async def _apply_batch(
