@@ -140,3 +140,17 @@ def records(database_url: str, sql: str, *params: Any) -> list[dict[str, Any]]:
     """The rows of a read-only query with ``?`` placeholders, keyed by column name."""
     names, found = query(database_url, sql, *params)
     return [dict(zip(names, row, strict=True)) for row in found]
+
+
+def execute(database_url: str, sql: str, *params: Any) -> None:
+    """Run one writing statement (``?`` placeholders) and commit it, as another process
+    would (for tests that set up what kpihub itself would never write)."""
+    if scheme(database_url) == "sqlite":
+        with closing(sqlite3.connect(sqlite_path(database_url))) as lite, lite:
+            lite.execute(sql, params)
+    else:
+        with (
+            psycopg.connect(database_url, autocommit=True, connect_timeout=5) as pg,
+            psycopg.RawCursor(pg) as raw,
+        ):
+            raw.execute(_numbered(sql), params)

@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
-from kpihub import health, openapi
+from kpihub import health, openapi, retention
 from kpihub.errors import KpihubError
 from kpihub.http.errors import (
     http_exception_handler,
@@ -99,11 +99,23 @@ HOUSEKEEPING_EVERY = 300  # seconds
 
 
 async def _housekeeping(svc: Services) -> None:
-    """Drop expired idempotency records and token revocations now and then."""
+    """Drop expired idempotency records and token revocations, and data past each
+    tenant's retention (``retention_purge``), now and then."""
     while True:
         now = int(time.time())
         try:
             await svc.storage.purge_expired(now - svc.settings.idempotency_ttl, now)
+            if svc.settings.retention_purge:
+                for r in await retention.purge(svc.storage, now=now):
+                    if r.points or r.batches:
+                        log.info(
+                            "retention: deleted %d data points and %d requests of tenant %s "
+                            "older than %d days",
+                            r.points,
+                            r.batches,
+                            r.tenant,
+                            r.days,
+                        )
         except KpihubError as exc:
             log.warning("housekeeping skipped: %s", exc.message)
         await asyncio.sleep(HOUSEKEEPING_EVERY)

@@ -22,6 +22,7 @@ class Tenant:
     name: str
     timezone: str
     created_at: int
+    retention_days: int | None = None  # None: data is kept forever
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,3 +345,11 @@ class HourlyTraffic:
     accepted: int
     rejected: int
     elements: int  # elements received in accepted batches
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeCounts:
+    """What a retention purge deleted (or, on a dry run, would delete) of one tenant."""
+
+    points: int  # data points whose timestamp is before the cutoff
+    batches: int  # requests (accepted batches and refusals) received before the cutoff

@@ -102,6 +102,11 @@ class Settings(BaseSettings):
     debug_body_bytes: int = Field(
         1024 * 1024, ge=0, description="Bytes of a rejected body kept for the debugger"
     )
+    retention_purge: bool = Field(
+        True,
+        description="The server's housekeeping deletes data past each tenant's retention "
+        "(off: run 'kpihub retention purge' yourself)",
+    )
 
     # Dashboard.
     dashboard_session_ttl: int = Field(

@@ -14,6 +14,7 @@ from kpihub import admin
 from kpihub.cli._run import emit_json, migrate, out, schema_ready, settings, with_storage
 from kpihub.cli.admin_commands import client_app, integration_app, tenant_app
 from kpihub.cli.key_commands import keys_app
+from kpihub.cli.ops_commands import register as register_ops_commands
 from kpihub.cli.push_commands import register as register_push_commands
 from kpihub.cli.user_commands import user_app
 from kpihub.domain import Environment
@@ -34,10 +35,13 @@ app.add_typer(client_app, name="client")
 app.add_typer(keys_app, name="keys")
 app.add_typer(user_app, name="user")
 register_push_commands(app)
+register_ops_commands(app)
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: str = "head") -> None:
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="A revision id, or head")] = "head",
+) -> None:
     """Apply schema migrations (KPIHUB_DATABASE_URL)."""
     before, after = migrate(settings().database_url, revision)
     out.print(f"Schema at revision {after} (was {before or 'empty'}).")

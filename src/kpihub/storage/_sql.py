@@ -31,6 +31,7 @@ from kpihub.domain import (
 
 Mark = Callable[[int], str]
 
+TENANT_COLUMNS = "id, name, timezone, created_at, retention_days"
 CLIENT_COLUMNS = (
     "id, tenant_id, environment, name, client_id, secret_hash, old_secret_hash, scopes, "
     "rate_limit, token_ttl, revoked_at, tokens_valid_after, created_at, last_used_at"
@@ -151,14 +152,14 @@ def record_values(r: RequestRecord) -> tuple[Any, ...]:
 def bearer_sql(mark: Mark, tenant_name: str, client_id: str, jti: str) -> tuple[str, list[Any]]:
     """Tenant, its client and the token's revocation in one statement (one round trip).
 
-    Selects the tenant columns, then ``CLIENT_COLUMNS`` (all NULL when the tenant has no
+    Selects ``TENANT_COLUMNS``, then ``CLIENT_COLUMNS`` (all NULL when the tenant has no
     such client), then whether the token id is revoked; no row when there is no tenant.
     """
     b = Binder(mark)
+    tenant_columns = ", ".join(f"t.{name.strip()}" for name in TENANT_COLUMNS.split(","))
     client_columns = ", ".join(f"c.{name.strip()}" for name in CLIENT_COLUMNS.split(","))
     sql = (
-        "SELECT t.id, t.name, t.timezone, t.created_at, "
-        f"{client_columns}, "
+        f"SELECT {tenant_columns}, {client_columns}, "
         f"EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = {b(jti)}) "
         "FROM tenants t LEFT JOIN clients c "
         f"ON c.client_id = {b(client_id)} AND c.tenant_id = t.id "
@@ -169,8 +170,12 @@ def bearer_sql(mark: Mark, tenant_name: str, client_id: str, jti: str) -> tuple[
 
 def bearer_from_row(row: Any) -> BearerContext:
     """A ``BearerContext`` from a ``bearer_sql`` row."""
-    client = client_from_row(row[4:18]) if row[4] is not None else None
-    return BearerContext(tenant=Tenant(*row[0:4]), client=client, token_revoked=bool(row[18]))
+    tenant_width = TENANT_COLUMNS.count(",") + 1
+    client_row = row[tenant_width : tenant_width + CLIENT_COLUMNS.count(",") + 1]
+    client = client_from_row(client_row) if client_row[0] is not None else None
+    return BearerContext(
+        tenant=Tenant(*row[:tenant_width]), client=client, token_revoked=bool(row[-1])
+    )
 
 
 def client_from_row(row: Any) -> Client:
@@ -484,3 +489,92 @@ def signing_key_from_row(row: Any) -> SigningKey:
 def signing_key_values(key: SigningKey) -> tuple[Any, ...]:
     """A ``signing_keys`` row: kid, private_pem, public_jwk, created_at, retired_at."""
     return (key.kid, key.private_pem, json.dumps(key.public_jwk), key.created_at, key.retired_at)
+
+
+# -- retention ---------------------------------------------------------------------------
+
+PointGroup = tuple[Environment, str, str]
+"""(environment, context, KPI): the points one range of the time index holds."""
+
+PURGE_CHUNK = 1000
+"""Rows deleted per transaction by a retention purge: short enough that SQLite's write
+lock is held for milliseconds between ingestion batches, and that PostgreSQL never
+carries one huge transaction (autovacuum can reclaim behind the purge)."""
+
+
+def kpis_sql(
+    mark: Mark, tenant_id: int, environment: Environment, context: str
+) -> tuple[str, list[Any]]:
+    """Every KPI of one context, by a loose scan of the time index (one seek each)."""
+    b = Binder(mark)
+    first = (
+        f"tenant_id = {b(tenant_id)} AND environment = {b(environment.value)} "
+        f"AND context = {b(context)}"
+    )
+    then = (
+        f"tenant_id = {b(tenant_id)} AND environment = {b(environment.value)} "
+        f"AND context = {b(context)}"
+    )
+    sql = (
+        "WITH RECURSIVE k(kpi) AS ("
+        f"SELECT MIN(kpi) FROM data_points WHERE {first} "
+        "UNION ALL "
+        f"SELECT (SELECT MIN(kpi) FROM data_points WHERE {then} AND kpi > k.kpi) "
+        "FROM k WHERE k.kpi IS NOT NULL"
+        ") SELECT kpi FROM k WHERE kpi IS NOT NULL"
+    )
+    return sql, b.params
+
+
+def old_points_where(b: Binder, tenant_id: int, group: PointGroup, before: int) -> str:
+    """One (environment, context, KPI) group's points older than ``before``.
+
+    In the time index these are one contiguous range (its columns end with ``ts``),
+    so a chunk is an index seek plus the rows it deletes, however big the table.
+    """
+    environment, context, kpi = group
+    return (
+        f"tenant_id = {b(tenant_id)} AND environment = {b(environment.value)} "
+        f"AND context = {b(context)} AND kpi = {b(kpi)} AND ts < {b(before)}"
+    )
+
+
+def count_old_points_sql(
+    mark: Mark, tenant_id: int, group: PointGroup, before: int
+) -> tuple[str, list[Any]]:
+    b = Binder(mark)
+    return (
+        f"SELECT COUNT(*) FROM data_points WHERE {old_points_where(b, tenant_id, group, before)}",
+        b.params,
+    )
+
+
+def old_point_keys_sql(
+    mark: Mark, tenant_id: int, group: PointGroup, before: int, limit: int
+) -> tuple[str, list[Any]]:
+    """(type, element_id) of up to ``limit`` old points of one group."""
+    b = Binder(mark)
+    where = old_points_where(b, tenant_id, group, before)
+    return f"SELECT type, element_id FROM data_points WHERE {where} LIMIT {b(limit)}", b.params
+
+
+def count_old_batches_sql(mark: Mark, tenant_id: int, before: int) -> tuple[str, list[Any]]:
+    b = Binder(mark)
+    sql = (
+        f"SELECT COUNT(*) FROM batches WHERE tenant_id = {b(tenant_id)} "
+        f"AND received_at < {b(before)}"
+    )
+    return sql, b.params
+
+
+def delete_old_batches_sql(
+    mark: Mark, tenant_id: int, before: int, limit: int
+) -> tuple[str, list[Any]]:
+    """Up to ``limit`` of the tenant's requests received before ``before`` (a range of
+    ``ix_batches_tenant_time``)."""
+    b = Binder(mark)
+    sql = (
+        "DELETE FROM batches WHERE id IN (SELECT id FROM batches "
+        f"WHERE tenant_id = {b(tenant_id)} AND received_at < {b(before)} LIMIT {b(limit)})"
+    )
+    return sql, b.params

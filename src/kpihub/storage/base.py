@@ -1,6 +1,6 @@
 """The storage port: what the rest of kpihub asks of a store.
 
-One implementation per backend (``sqlite.py`` now); the same test suite runs on each.
+One implementation per backend (``sqlite.py``, ``postgres.py``); the same test suite runs on each.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from kpihub import domain
+from kpihub.storage._sql import PURGE_CHUNK
 
 RenderAck = Callable[[domain.BatchCounts], bytes]
 """Builds the 200 body from the counts; runs inside the batch's transaction so an
@@ -25,6 +26,9 @@ class Storage(Protocol):
     async def create_tenant(self, name: str, timezone: str, now: int) -> domain.Tenant: ...
     async def get_tenant(self, name: str) -> domain.Tenant | None: ...
     async def list_tenants(self) -> list[domain.Tenant]: ...
+    async def set_retention(self, tenant_id: int, days: int | None) -> domain.Tenant:
+        """Keep ``days`` days of the tenant's data (None: forever); ``NotFound`` if no tenant."""
+
     async def create_integration(
         self, tenant_id: int, identifier: str, now: int
     ) -> domain.Integration: ...
@@ -71,6 +75,13 @@ class Storage(Protocol):
 
     async def purge_expired(self, idempotency_before: int, now: int) -> int:
         """Delete idempotency records and token revocations that can no longer matter."""
+
+    async def purge_before(
+        self, tenant_id: int, before: int, *, dry_run: bool = False, chunk: int = PURGE_CHUNK
+    ) -> domain.PurgeCounts:
+        """Delete the tenant's data points whose timestamp is before ``before`` (epoch
+        seconds) and its requests received before it, at most ``chunk`` rows per
+        transaction; with ``dry_run``, only count them."""
 
     async def record_request(self, record: domain.RequestRecord) -> None: ...
     async def count_points(self, tenant_id: int, environment: domain.Environment) -> int: ...

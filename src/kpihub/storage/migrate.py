@@ -16,7 +16,7 @@ from kpihub.storage.urls import postgres_dsn, scheme, sqlalchemy_url, sqlite_pat
 if TYPE_CHECKING:
     from alembic.config import Config
 
-HEAD = "0003"
+HEAD = "0004"
 """The newest revision in ``migrations/versions`` (a test keeps the two in step)."""
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
@@ -37,6 +37,13 @@ def head_revision() -> str:
     head = ScriptDirectory.from_config(_config()).get_current_head()
     assert head is not None
     return head
+
+
+def known_revisions() -> set[str]:
+    """Every revision in ``migrations/versions`` (a schema this kpihub can read or upgrade)."""
+    from alembic.script import ScriptDirectory
+
+    return {s.revision for s in ScriptDirectory.from_config(_config()).walk_revisions()}
 
 
 def current_revision(database_url: str) -> str | None:

@@ -218,13 +218,23 @@ class PostgresStorage(ClientUpdates):
         if not _storable(name):
             return None
         row = await self._fetchrow(
-            "SELECT id, name, timezone, created_at FROM tenants WHERE name = $1", name
+            f"SELECT {_sql.TENANT_COLUMNS} FROM tenants WHERE name = $1", name
         )
         return domain.Tenant(*row) if row else None
 
     async def list_tenants(self) -> list[domain.Tenant]:
-        rows = await self._fetch("SELECT id, name, timezone, created_at FROM tenants ORDER BY name")
+        rows = await self._fetch(f"SELECT {_sql.TENANT_COLUMNS} FROM tenants ORDER BY name")
         return [domain.Tenant(*row) for row in rows]
+
+    async def set_retention(self, tenant_id: int, days: int | None) -> domain.Tenant:
+        row = await self._fetchrow(
+            f"UPDATE tenants SET retention_days = $1 WHERE id = $2 RETURNING {_sql.TENANT_COLUMNS}",
+            days,
+            tenant_id,
+        )
+        if row is None:
+            raise NotFound(f"No tenant with id {tenant_id}.")
+        return domain.Tenant(*row)
 
     async def create_integration(
         self, tenant_id: int, identifier: str, now: int
@@ -386,6 +396,40 @@ class PostgresStorage(ClientUpdates):
     async def record_request(self, record: domain.RequestRecord) -> None:
         await self._execute(_INSERT_RECORD, *_sql.record_values(record))
 
+    async def purge_before(
+        self, tenant_id: int, before: int, *, dry_run: bool = False, chunk: int = _sql.PURGE_CHUNK
+    ) -> domain.PurgeCounts:
+        async with self._conn() as conn:
+            groups = await _point_groups(conn, tenant_id)
+        if dry_run:
+            async with self._conn() as conn, conn.transaction(isolation="repeatable_read"):
+                points = 0
+                for group in groups:
+                    sql, params = _sql.count_old_points_sql(_dollar, tenant_id, group, before)
+                    points += int(await conn.fetchval(sql, *params))
+                sql, params = _sql.count_old_batches_sql(_dollar, tenant_id, before)
+                batches = int(await conn.fetchval(sql, *params))
+            return domain.PurgeCounts(points=points, batches=batches)
+        # Each chunk is a statement in a transaction of its own (no explicit one): a big
+        # purge is many short transactions that autovacuum can clean up behind.
+        async with self._conn() as conn:
+            # asyncpg prepares statements, and after five runs PostgreSQL may switch to a
+            # generic plan, which knows neither the cutoff nor the limit and scans the
+            # whole table for each chunk. (Released connections are RESET ALL.)
+            await conn.execute("SET plan_cache_mode = force_custom_plan")
+            try:
+                points = 0
+                for group in groups:
+                    points += await _drain(
+                        conn, partial(_old_points_chunk, tenant_id, group, before, chunk), chunk
+                    )
+                batches = await _drain(
+                    conn, partial(_old_batches_chunk, tenant_id, before, chunk), chunk
+                )
+            finally:
+                await conn.execute("RESET plan_cache_mode")
+        return domain.PurgeCounts(points=points, batches=batches)
+
     async def count_points(self, tenant_id: int, environment: domain.Environment) -> int:
         row = await self._fetchrow(
             "SELECT COUNT(*) FROM data_points WHERE tenant_id = $1 AND environment = $2",
@@ -534,6 +578,80 @@ async def _contexts(conn: Connection, flt: domain.PointFilter) -> list[str] | No
         return None
     sql, params = _sql.contexts_sql(_dollar, flt.tenant_id, flt.environment)
     return [r[0] for r in await conn.fetch(sql, *params)]
+
+
+async def _point_groups(conn: Connection, tenant_id: int) -> list[_sql.PointGroup]:
+    groups: list[_sql.PointGroup] = []
+    for environment in domain.Environment:
+        sql, params = _sql.contexts_sql(_dollar, tenant_id, environment)
+        for (context,) in await conn.fetch(sql, *params):
+            ksql, kparams = _sql.kpis_sql(_dollar, tenant_id, environment, context)
+            groups += [(environment, context, kpi) for (kpi,) in await conn.fetch(ksql, *kparams)]
+    return groups
+
+
+_FIRST = -(2**62)  # before any timestamp: where the first chunk starts
+
+
+def _old_points_chunk(
+    tenant_id: int, group: _sql.PointGroup, before: int, chunk: int, after: float
+) -> tuple[str, list[Any]]:
+    """Delete up to ``chunk`` old points of one group from ``ts >= after`` on.
+
+    Rows: how many were chosen, their greatest ``ts`` (where the next chunk starts,
+    past the index entries of the rows just deleted, which stay in the index until
+    vacuumed), and how many were deleted. The rows are deleted by their ``ctid``
+    (a TID scan: no plan can turn it into a scan of the table), with ``ts`` checked
+    again on the row itself, so a point re-sent with a recent timestamp while the
+    purge runs is not deleted (nor, this time round, one updated at that moment: the
+    next purge deletes it).
+    """
+    b = _sql.Binder(_dollar)
+    where = _sql.old_points_where(b, tenant_id, group, before)
+    sql = (
+        "WITH doomed AS MATERIALIZED (SELECT ctid, ts FROM data_points "
+        f"WHERE {where} AND ts >= {b(int(after))} ORDER BY ts LIMIT {b(chunk)}), "
+        "gone AS (DELETE FROM data_points WHERE ctid = ANY(ARRAY(SELECT ctid FROM doomed)) "
+        f"AND ts < {b(before)} RETURNING 1) "
+        "SELECT (SELECT COUNT(*) FROM doomed), (SELECT MAX(ts) FROM doomed), "
+        "(SELECT COUNT(*) FROM gone)"
+    )
+    return sql, b.params
+
+
+def _old_batches_chunk(
+    tenant_id: int, before: int, chunk: int, after: float
+) -> tuple[str, list[Any]]:
+    """As ``_old_points_chunk``, for the requests received before ``before``."""
+    b = _sql.Binder(_dollar)
+    sql = (
+        "WITH doomed AS MATERIALIZED (SELECT ctid, received_at FROM batches "
+        f"WHERE tenant_id = {b(tenant_id)} AND received_at < {b(float(before))} "
+        f"AND received_at >= {b(float(after))} ORDER BY received_at LIMIT {b(chunk)}), "
+        "gone AS (DELETE FROM batches WHERE ctid = ANY(ARRAY(SELECT ctid FROM doomed)) "
+        "RETURNING 1) "
+        "SELECT (SELECT COUNT(*) FROM doomed), (SELECT MAX(received_at) FROM doomed), "
+        "(SELECT COUNT(*) FROM gone)"
+    )
+    return sql, b.params
+
+
+async def _drain(
+    conn: Connection, statement: Callable[[float], tuple[str, list[Any]]], chunk: int
+) -> int:
+    """Run chunk statements, each from where the last one ended, until one chooses
+    fewer than ``chunk`` rows; the number deleted."""
+    after: float = _FIRST
+    total = 0
+    while True:
+        sql, params = statement(after)
+        row = await conn.fetchrow(sql, *params)
+        assert row is not None  # SELECT without FROM: one row
+        chosen, last, deleted = int(row[0]), row[1], int(row[2])
+        total += deleted
+        if chosen < chunk:
+            return total
+        after = last
 
 
 async def _apply_batch(

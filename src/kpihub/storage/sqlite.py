@@ -305,14 +305,25 @@ class SqliteStorage(ClientUpdates):
         return domain.Tenant(id=tenant_id, name=name, timezone=timezone, created_at=now)
 
     async def get_tenant(self, name: str) -> domain.Tenant | None:
-        row = self._one("SELECT id, name, timezone, created_at FROM tenants WHERE name = ?", name)
+        row = self._one(f"SELECT {_sql.TENANT_COLUMNS} FROM tenants WHERE name = ?", name)
         return domain.Tenant(*row) if row else None
 
     async def list_tenants(self) -> list[domain.Tenant]:
-        rows = self._reader().execute(
-            "SELECT id, name, timezone, created_at FROM tenants ORDER BY name"
-        )
+        rows = self._reader().execute(f"SELECT {_sql.TENANT_COLUMNS} FROM tenants ORDER BY name")
         return [domain.Tenant(*row) for row in rows]
+
+    async def set_retention(self, tenant_id: int, days: int | None) -> domain.Tenant:
+        def job(conn: sqlite3.Connection) -> None:
+            cur = conn.execute(
+                "UPDATE tenants SET retention_days = ? WHERE id = ?", (days, tenant_id)
+            )
+            if cur.rowcount == 0:
+                raise NotFound(f"No tenant with id {tenant_id}.")
+
+        await self._write(job)
+        return domain.Tenant(
+            *self._one(f"SELECT {_sql.TENANT_COLUMNS} FROM tenants WHERE id = ?", tenant_id)
+        )
 
     async def create_integration(
         self, tenant_id: int, identifier: str, now: int
@@ -471,6 +482,30 @@ class SqliteStorage(ClientUpdates):
     async def record_request(self, record: domain.RequestRecord) -> None:
         await self._write(lambda conn: _insert_record(conn, record))
 
+    async def purge_before(
+        self, tenant_id: int, before: int, *, dry_run: bool = False, chunk: int = _sql.PURGE_CHUNK
+    ) -> domain.PurgeCounts:
+        groups = await self._query(lambda conn: _point_groups(conn, tenant_id))
+        if dry_run:
+            return await self._query(lambda conn: _count_old(conn, tenant_id, groups, before))
+        points = 0
+        for group in groups:
+            job = partial(_delete_old_points, tenant_id=tenant_id, group=group, before=before)
+            points += await self._drain(job, chunk)
+        sql, params = _sql.delete_old_batches_sql(_qmark, tenant_id, before, chunk)
+        batches = await self._drain(lambda conn, _: conn.execute(sql, params).rowcount, chunk)
+        return domain.PurgeCounts(points=points, batches=batches)
+
+    async def _drain(self, job: Callable[[sqlite3.Connection, int], int], chunk: int) -> int:
+        """Run ``job(conn, chunk)`` in write transactions of its own until it deletes
+        fewer than ``chunk`` rows; each waits its turn with the ingestion batches."""
+        total = 0
+        while True:
+            deleted = await self._write(lambda conn: job(conn, chunk))
+            total += deleted
+            if deleted < chunk:
+                return total
+
     async def count_points(self, tenant_id: int, environment: domain.Environment) -> int:
         row = self._one(
             "SELECT COUNT(*) FROM data_points WHERE tenant_id = ? AND environment = ?",
@@ -620,6 +655,48 @@ def _contexts(conn: sqlite3.Connection, flt: domain.PointFilter) -> list[str] | 
         return None
     sql, params = _sql.contexts_sql(_qmark, flt.tenant_id, flt.environment)
     return [r[0] for r in conn.execute(sql, params)]
+
+
+def _point_groups(conn: sqlite3.Connection, tenant_id: int) -> list[_sql.PointGroup]:
+    groups: list[_sql.PointGroup] = []
+    for environment in domain.Environment:
+        sql, params = _sql.contexts_sql(_qmark, tenant_id, environment)
+        for (context,) in conn.execute(sql, params).fetchall():
+            ksql, kparams = _sql.kpis_sql(_qmark, tenant_id, environment, context)
+            groups += [(environment, context, kpi) for (kpi,) in conn.execute(ksql, kparams)]
+    return groups
+
+
+def _count_old(
+    conn: sqlite3.Connection, tenant_id: int, groups: list[_sql.PointGroup], before: int
+) -> domain.PurgeCounts:
+    conn.execute("BEGIN")  # one snapshot for every count
+    try:
+        points = sum(
+            conn.execute(*_sql.count_old_points_sql(_qmark, tenant_id, g, before)).fetchone()[0]
+            for g in groups
+        )
+        (batches,) = conn.execute(*_sql.count_old_batches_sql(_qmark, tenant_id, before)).fetchone()
+    finally:
+        conn.execute("COMMIT")
+    return domain.PurgeCounts(points=int(points), batches=int(batches))
+
+
+def _delete_old_points(
+    conn: sqlite3.Connection, chunk: int, *, tenant_id: int, group: _sql.PointGroup, before: int
+) -> int:
+    # Find the keys on the time index, delete by primary key: SQLite would plan a
+    # ``(key) IN (subquery)`` delete as a scan of the tenant's whole time index.
+    keys = conn.execute(
+        *_sql.old_point_keys_sql(_qmark, tenant_id, group, before, chunk)
+    ).fetchall()
+    environment, context, _ = group
+    conn.executemany(
+        "DELETE FROM data_points WHERE tenant_id = ? AND environment = ? AND type = ? "
+        "AND context = ? AND element_id = ?",
+        [(tenant_id, environment.value, type_, context, element_id) for type_, element_id in keys],
+    )
+    return len(keys)
 
 
 def _chunks(points: list[domain.DataPoint]) -> list[tuple[int, int]]:

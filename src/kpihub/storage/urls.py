@@ -32,6 +32,15 @@ def sqlite_path(url: str) -> Path:
     return Path(path)
 
 
+def display_url(url: str) -> str:
+    """``url`` with its password (if any) hidden, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
 def sqlalchemy_url(url: str) -> str:
     """The URL SQLAlchemy (and so Alembic) should use for ``url``."""
     kind = scheme(url)
