@@ -28,7 +28,10 @@ class Settings(BaseSettings):
     )
     database_pool_size: int = Field(10, ge=1, description="PostgreSQL connections per process")
     database_timeout: float = Field(
-        10.0, gt=0, description="Seconds before a PostgreSQL connection or statement gives up"
+        10.0,
+        gt=0,
+        description="Seconds before a PostgreSQL connection or statement gives up, and "
+        "before SQLite gives up waiting for another process's write lock",
     )
     redis_url: str = Field(
         "memory://",
@@ -102,6 +105,11 @@ class Settings(BaseSettings):
     port: int = 8000
     workers: int = Field(1, ge=1)
     log_level: str = "info"
+    log_format: Literal["json", "console"] = Field(
+        "json",
+        description="json: one JSON object per line on stderr (for log collectors); "
+        "console: aligned, human-readable lines",
+    )
 
     @field_validator("default_timezone")
     @classmethod

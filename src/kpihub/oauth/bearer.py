@@ -34,6 +34,7 @@ def _bearer_token(request: Request) -> str:
             "Access tokens are not accepted in the query string; send the header "
             "'Authorization: Bearer <access_token>'.",
             error="invalid_request",
+            reason="malformed",
         )
     header = request.headers.get("authorization")
     if not header:
@@ -41,6 +42,7 @@ def _bearer_token(request: Request) -> str:
             "Authentication required: send 'Authorization: Bearer <access_token>' with a "
             "token from POST /oauth/token.",
             error=None,
+            reason="missing",
         )
     scheme, _, token = header.strip().partition(" ")
     token = token.strip()
@@ -51,10 +53,13 @@ def _bearer_token(request: Request) -> str:
             f"The Authorization header uses the scheme {scheme[:20]!r}; this API expects "
             "'Authorization: Bearer <access_token>' with a token from POST /oauth/token.",
             error=None,
+            reason="missing",
         )
     if not token:
         raise InvalidToken(
-            "The Authorization header must be 'Bearer <access_token>'.", error="invalid_request"
+            "The Authorization header must be 'Bearer <access_token>'.",
+            error="invalid_request",
+            reason="malformed",
         )
     return token
 
@@ -72,15 +77,25 @@ async def _verify(svc: Services, request: Request, tenant: Tenant) -> Principal:
         claims = svc.signer.verify(token, issuer=issuer, audience=audience)
     client = await svc.storage.get_client(str(claims.get("client_id", "")))
     if client is None or client.tenant_id != tenant.id:
-        raise InvalidToken("The access token's client does not exist on this tenant.")
+        raise InvalidToken(
+            "The access token's client does not exist on this tenant.", reason="unknown_client"
+        )
     if not client.active:
-        raise InvalidToken("The client of this access token has been revoked.")
+        raise InvalidToken(
+            "The client of this access token has been revoked.", reason="client_revoked"
+        )
     if int(claims.get("iat", 0)) < client.tokens_valid_after:
-        raise InvalidToken("The access token has been revoked; request a new one.")
+        raise InvalidToken(
+            "The access token has been revoked; request a new one.", reason="token_revoked"
+        )
     if claims.get("env") != client.environment.value:
-        raise InvalidToken("The access token's environment does not match its client.")
+        raise InvalidToken(
+            "The access token's environment does not match its client.", reason="wrong_environment"
+        )
     if await svc.storage.is_token_revoked(str(claims.get("jti", ""))):
-        raise InvalidToken("The access token has been revoked; request a new one.")
+        raise InvalidToken(
+            "The access token has been revoked; request a new one.", reason="token_revoked"
+        )
     return Principal(tenant=tenant, client=client, claims=claims)
 
 
@@ -95,15 +110,18 @@ async def authenticate(svc: Services, request: Request, scope: str) -> Principal
     settings = svc.settings
     try:
         principal = await _verify(svc, request, tenant)
-    except InvalidToken:
+    except InvalidToken as exc:
+        svc.auth_failed(request, "bearer", exc.reason)
         await svc.limiter.hit(
             AUTH_FAILURE_LIMIT,
             client_address(request, settings),
             settings.auth_failure_limit_per_address,
         )
         raise
+    request.state.client = principal.client  # for the access log
     limit = principal.client.rate_limit or settings.rate_limit
     request.state.ratelimit = await svc.limiter.hit(API_LIMIT, principal.client.client_id, limit)
     if scope not in str(principal.claims.get("scope", "")).split():
+        svc.auth_failed(request, "bearer", "insufficient_scope")
         raise InsufficientScope(scope)
     return principal

@@ -11,6 +11,7 @@ deadlock each other; a deadlock or serialization failure from elsewhere is retri
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
@@ -25,10 +26,11 @@ from kpihub.errors import Conflict, NotFound, StoreUnavailable
 from kpihub.storage import _dashboard_sql, _sql
 from kpihub.storage._client_updates import ClientUpdates
 from kpihub.storage._dashboard_sql import USER_COLUMNS
-from kpihub.storage.base import RenderAck
+from kpihub.storage.base import NullObserver, RenderAck, StoreObserver
 
 Connection = asyncpg.Connection | PoolConnectionProxy
 R = TypeVar("R")
+BACKEND = "postgresql"
 
 
 def _dollar(n: int) -> str:
@@ -85,11 +87,19 @@ class _IdempotencyTaken(Exception):
 
 
 class PostgresStorage(ClientUpdates):
-    def __init__(self, url: str, *, pool_size: int = 10, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        timeout: float = 10.0,
+        observer: StoreObserver | None = None,
+    ) -> None:
         self._url = url
         self._pool_size = pool_size
         self._timeout = timeout
         self._pool: asyncpg.Pool | None = None
+        self._observer = observer or NullObserver()
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -105,6 +115,7 @@ class PostgresStorage(ClientUpdates):
                 timeout=self._timeout,
             )
         except _UNAVAILABLE as exc:
+            self._observer.store_failed(BACKEND, exc)
             raise StoreUnavailable(f"PostgreSQL cannot be reached: {exc}") from exc
 
     async def close(self) -> None:
@@ -120,7 +131,17 @@ class PostgresStorage(ClientUpdates):
             async with self._pool.acquire() as conn:
                 yield conn
         except _UNAVAILABLE as exc:
+            self._observer.store_failed(BACKEND, exc)
             raise StoreUnavailable(f"PostgreSQL cannot be reached: {exc}") from exc
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Connection]:
+        """A connection in a write transaction, timed from BEGIN until COMMIT returned."""
+        async with self._conn() as conn:
+            began = time.perf_counter()
+            async with conn.transaction():
+                yield conn
+            self._observer.store_committed(BACKEND, time.perf_counter() - began)
 
     async def _fetchrow(self, sql: str, *args: Any) -> Any:
         async with self._conn() as conn:
@@ -284,7 +305,7 @@ class PostgresStorage(ClientUpdates):
         self, write: domain.BatchWrite, render: RenderAck
     ) -> tuple[domain.BatchCounts, bytes] | None:
         try:
-            async with self._conn() as conn, conn.transaction():
+            async with self._transaction() as conn:
                 return await _apply_batch(conn, write, render)
         except _IdempotencyTaken:
             return None
@@ -304,7 +325,7 @@ class PostgresStorage(ClientUpdates):
         return domain.StoredResponse(row[0], row[1], bytes(row[2])) if row else None
 
     async def purge_expired(self, idempotency_before: int, now: int) -> int:
-        async with self._conn() as conn, conn.transaction():
+        async with self._transaction() as conn:
             keys = await conn.execute(
                 "DELETE FROM idempotency_keys WHERE created_at < $1", idempotency_before
             )
