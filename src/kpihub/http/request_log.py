@@ -75,12 +75,15 @@ class RequestLogMiddleware:
             await send(message)
 
         tokens = bind_contextvars(request_id=request_id)
-        await self.app(scope, receive, send_with_id)
-        # Not in a ``finally``: when an error escapes, the server logs it after this
-        # returns, and that line should carry the request id too. Each request runs in
-        # a task of its own, so the binding ends with it anyway.
-        if access_log.isEnabledFor(logging.INFO):
+        try:
+            await self.app(scope, receive, send_with_id)
+        except BaseException:
+            # The binding stays: the server logs the escaping error after this, and that
+            # line should carry the request id too. Each request runs in a task of its
+            # own, so the binding ends with it anyway.
             self._log(scope, state, status, time.perf_counter() - started, forwarded_for)
+            raise
+        self._log(scope, state, status, time.perf_counter() - started, forwarded_for)
         reset_contextvars(**tokens)
 
     def _log(
@@ -91,6 +94,8 @@ class RequestLogMiddleware:
         seconds: float,
         forwarded_for: bytes | None,
     ) -> None:
+        if not access_log.isEnabledFor(logging.INFO):
+            return
         route: Any = scope.get("route")
         peer = scope.get("client")
         remote = peer[0] if peer else None

@@ -69,6 +69,12 @@ _UNAVAILABLE = (
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
+    # New connections refused: the database was dropped or renamed, the role or its
+    # password changed. Existing ones cut: an administrator or a crash ended them.
+    asyncpg.InvalidCatalogNameError,
+    asyncpg.InvalidAuthorizationSpecificationError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
 )
 _RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 
