@@ -225,9 +225,9 @@ def test_an_unsafe_request_id_is_replaced(harness: Harness) -> None:
         "<script>",
         "",
     ]
-    for value in unsafe:
-        answer = harness.http.get("http://localhost/healthz", headers={"X-Request-ID": value})
-        assert GENERATED_ID.fullmatch(answer.headers["x-request-id"]), value
+    for sent in unsafe:
+        answer = harness.http.get("http://localhost/healthz", headers={"X-Request-ID": sent})
+        assert GENERATED_ID.fullmatch(answer.headers["x-request-id"]), sent
 
 
 def test_an_unhandled_error_answers_500_with_the_request_id(settings: Settings) -> None:
