@@ -8,15 +8,10 @@ process), ``X-Request-ID`` on every answer, and the JSON access-log lines.
 from __future__ import annotations
 
 import re
-import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
 from dataclasses import replace
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from starlette.requests import Request
@@ -26,7 +21,7 @@ from starlette.testclient import TestClient
 
 from kpihub.app import create_app
 from kpihub.settings import Settings
-from kpihub.storage.urls import scheme, sqlite_path
+from kpihub.storage.urls import scheme
 from tests import databases
 from tests.functional.conftest import make_settings
 from tests.functional.harness import Harness, example_body, one_element, open_harness
@@ -136,21 +131,6 @@ def quick_settings(tmp_path: Path, database_url: str) -> Settings:
     return make_settings(tmp_path, database_url=database_url, database_timeout=0.5)
 
 
-@contextmanager
-def broken_store(database_url: str) -> Iterator[None]:
-    """SQLite: another process holds the write lock. PostgreSQL: the database is dropped."""
-    if scheme(database_url) == "sqlite":
-        with closing(sqlite3.connect(sqlite_path(database_url), isolation_level=None)) as other:
-            other.execute("BEGIN IMMEDIATE")
-            yield
-            other.execute("ROLLBACK")
-        return
-    name = urlsplit(database_url).path.lstrip("/")
-    with psycopg.connect(databases.ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    yield
-
-
 def test_store_errors_are_counted_logged_and_answered_503(
     quick_settings: Settings, database_url: str
 ) -> None:
@@ -159,7 +139,7 @@ def test_store_errors_are_counted_logged_and_answered_503(
         token = h.token(h.client())
         assert h.post_kpi(token, example_body()).status_code == 200
         fresh = one_element(id="sent-while-broken")
-        with captured_json_log(quick_settings) as log, broken_store(database_url):
+        with captured_json_log(quick_settings) as log, databases.broken(database_url):
             refused = h.post_kpi(token, fresh, headers={"X-Request-ID": "store-down-1"})
             samples = scrape(h)  # /metrics needs no store
         assert refused.status_code == 503, refused.text
