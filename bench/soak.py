@@ -375,7 +375,7 @@ def summarise(soak: Soak, log_problems: list[str]) -> bool:
     print(f"intended 429s (greedy client, {soak.greedy_limit}/min): {intended_429:,}")
     growth = (soak.rss_end - soak.rss_after_warmup) / soak.rss_after_warmup
     print(
-        f"RSS after warm-up ({soak.warmup / 60:g} min): {soak.rss_after_warmup:.1f} MB, at the "
+        f"RSS after warm-up ({soak.warmup / 60:.2g} min): {soak.rss_after_warmup:.1f} MB, at the "
         f"end: {soak.rss_end:.1f} MB ({growth:+.1%}; limit +{MAX_RSS_GROWTH:.0%})"
     )
     print(f"server log: {'ok' if not log_problems else '; '.join(log_problems)}")
@@ -440,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(
             f"Soak: {args.minutes:g} min at {args.rate:g} requests/s on {args.backend} "
-            f"(mix {MIX}), warm-up {warmup:g} min, server pid {server.pid}",
+            f"(mix {MIX}), warm-up {warmup:.2g} min, server pid {server.pid}",
             flush=True,
         )
         if args.prefill:

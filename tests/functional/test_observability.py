@@ -27,6 +27,7 @@ from tests.functional.conftest import make_settings
 from tests.functional.harness import Harness, example_body, one_element, open_harness
 from tests.functional.scraping import Samples, sample, scrape_text, value
 from tests.functional.test_bearer import claims_for, craft
+from tests.functional.web_support import add_user, login_response
 from tests.logs_support import access_lines, captured_json_log
 
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
@@ -120,6 +121,17 @@ def test_auth_failures_are_counted_by_reason(harness: Harness) -> None:
         if name == "kpihub_auth_failures_total"
     }
     assert found == expected
+
+
+def test_dashboard_sign_in_failures_are_counted_by_reason(harness: Harness) -> None:
+    add_user(harness, "ada@example.com")
+    assert login_response(harness, "ada@example.com", "wrong password").status_code == 401
+    assert login_response(harness, "nobody@example.com").status_code == 401
+    assert login_response(harness, "ada@example.com").status_code == 303
+    samples = scrape(harness)
+    for reason in ("wrong_password", "unknown_user"):
+        labels = {"credential": "dashboard", "reason": reason}
+        assert sample(samples, "kpihub_auth_failures_total", **labels) == 1.0
 
 
 # -- store errors -----------------------------------------------------------------------
