@@ -369,7 +369,9 @@ def build_spec() -> dict[str, Any]:
             "title": "kpihub",
             "version": __version__,
             "description": "KPI integration API. Every tenant is served on its own host, "
-            "https://{tenant}.{base_domain}/.",
+            "https://{tenant}.{base_domain}/. Every response carries an X-Request-ID header: "
+            "the request's own when it sent a sane one (1 to 128 of A-Z a-z 0-9 -_.:=+/@), "
+            "else a new one; the server's log lines of the request carry it too.",
         },
         "servers": [{"url": "/"}],
         "paths": {
