@@ -9,9 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import structlog
-
-from kpihub.logs import configure_logging
+from kpihub.logs import configure_logging, unconfigure_logging
 from kpihub.settings import Settings
 
 _TAKEN_OVER = ("uvicorn", "uvicorn.error", "uvicorn.access", "alembic")
@@ -68,9 +66,8 @@ def captured_json_log(settings: Settings) -> Iterator[CapturedLog]:
     try:
         yield CapturedLog(stream)
     finally:
-        root.removeHandler(handler)
+        unconfigure_logging(handler)
         root.setLevel(saved_level)
         for name, (level, propagate) in saved.items():
             logging.getLogger(name).setLevel(level)
             logging.getLogger(name).propagate = propagate
-        structlog.reset_defaults()

@@ -9,7 +9,7 @@ import pytest
 from structlog.contextvars import bound_contextvars
 
 from kpihub.http.request_log import MAX_REQUEST_ID, accepted_request_id, new_request_id
-from kpihub.logs import log_level
+from kpihub.logs import access_logger, log_level
 from kpihub.settings import Settings
 from tests.logs_support import captured_json_log
 
@@ -59,9 +59,24 @@ def test_uvicorns_lines_come_out_the_same_and_its_access_lines_not_at_all() -> N
 
 def test_the_level_setting_filters() -> None:
     with captured_json_log(Settings(log_level="warning")) as log:
-        logging.getLogger("kpihub.access").info("request")
+        access_logger().info("request", status=200)
+        logging.getLogger("kpihub").info("dropped")
         logging.getLogger("kpihub").warning("kept")
     assert [r["event"] for r in log.records()] == ["kept"]
+
+
+def test_access_lines_share_the_format_and_the_request_context() -> None:
+    assert access_logger() is None  # nothing is logged before configure_logging
+    with captured_json_log(Settings()) as log, bound_contextvars(request_id="req-2"):
+        access_logger().info("request", status=204, tenant="acme")
+    (record,) = log.records()
+    assert record["logger"] == "kpihub.access"
+    assert record["event"] == "request"
+    assert record["level"] == "info"
+    assert record["request_id"] == "req-2"
+    assert record["status"] == 204
+    assert record["timestamp"].endswith("Z")
+    assert access_logger() is None
 
 
 def test_console_format_is_for_people() -> None:

@@ -6,7 +6,8 @@ The id is the caller's when it is sane (1 to 128 letters, digits and ``-_.:=+/@`
 proxy's or a vendor's correlation id), else a new random one. It is bound into the
 logging context, so every line logged while the request runs carries it.
 
-The access line is logged after the response: ``kpihub.access`` at info, with what the
+The access line is logged after the response (``kpihub.access`` at info, through
+``kpihub.logs.access_logger``; none until ``configure_logging`` ran), with what the
 routes noted on ``request.state`` (tenant, principal, elements, batch id, error class,
 authentication failure). Never a header, a token, a secret or a query string.
 """
@@ -22,14 +23,13 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.contextvars import bind_contextvars, reset_contextvars
 
+from kpihub.logs import access_logger
 from kpihub.metrics import UNMATCHED_ROUTE
 
 HEADER = b"x-request-id"
 MAX_REQUEST_ID = 128
 _SAFE_ID = re.compile(rb"[A-Za-z0-9._:=+/@-]{1,%d}" % MAX_REQUEST_ID)
 _MAX_PATH = 200  # characters of the path in a log line: paths are the caller's input
-
-access_log = logging.getLogger("kpihub.access")
 
 
 def accepted_request_id(value: bytes) -> str | None:
@@ -94,7 +94,8 @@ class RequestLogMiddleware:
         seconds: float,
         forwarded_for: bytes | None,
     ) -> None:
-        if not access_log.isEnabledFor(logging.INFO):
+        access = access_logger()
+        if access is None or not access.is_enabled_for(logging.INFO):
             return
         route: Any = scope.get("route")
         peer = scope.get("client")
@@ -120,4 +121,4 @@ class RequestLogMiddleware:
             value = state.get(key)
             if value is not None:
                 fields[key] = value
-        access_log.info("request", extra=fields)
+        access.info("request", **fields)
