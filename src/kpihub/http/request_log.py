@@ -8,7 +8,7 @@ logging context, so every line logged while the request runs carries it.
 
 The access line is logged after the response (``kpihub.access`` at info, through
 ``kpihub.logs.access_logger``; none until ``configure_logging`` ran), with what the
-routes noted on ``request.state`` (tenant, principal, elements, batch id, error class,
+routes noted on ``request.state`` (tenant, client, elements, batch id, error class,
 authentication failure). Never a header, a token, a secret or a query string.
 """
 
@@ -101,7 +101,7 @@ class RequestLogMiddleware:
         peer = scope.get("client")
         remote = peer[0] if peer else None
         if self.trust_forwarded and forwarded_for:
-            remote = forwarded_for.split(b",", 1)[0].strip().decode("latin-1")
+            remote = forwarded_for.split(b",", 1)[0].strip()[:100].decode("latin-1")
         fields: dict[str, Any] = {
             "method": scope["method"],
             "path": scope["path"][:_MAX_PATH],
