@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 import urllib.parse
+import urllib.request
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -349,6 +350,28 @@ def _log_problems(path: Path, sent: int) -> list[str]:
     return problems[:20]
 
 
+def commit_times(port: int) -> str:
+    """The server's commit-time histogram (``/metrics``) in one line."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    buckets: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == "kpihub_store_commit_duration_seconds_bucket":
+                buckets[s.labels["le"]] = buckets.get(s.labels["le"], 0.0) + s.value
+    total = buckets.get("+Inf", 0.0)
+    if not total:
+        return "store commits: none"
+    shares = ", ".join(
+        f"<= {float(le) * 1000:g} ms {n / total:.1%}"
+        for le, n in buckets.items()
+        if le in ("0.01", "0.05", "0.1", "0.5")
+    )
+    return f"store commits: {total:,.0f}; {shares}; over 500 ms: {total - buckets['0.5']:,.0f}"
+
+
 def summarise(soak: Soak, log_problems: list[str]) -> bool:
     r = soak.results
     totals: dict[str, list[float]] = defaultdict(list)
@@ -450,6 +473,7 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(soak.run())
         cpu = server.cpu_seconds() - cpu_before
         print(f"server CPU: {cpu:.0f} s ({cpu / soak.seconds:.0%} of one core)")
+        print(commit_times(server.port))
         problems = check_log(log, soak.results.sent)
     return 0 if summarise(soak, problems) else 1
 
