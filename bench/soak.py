@@ -13,7 +13,8 @@ client whose limit per minute is half of what it sends: its 429s are intended.
 Prints per minute, per kind: requests, p50 and p99 latency, and the answers that were
 not the expected ones; the server's RSS each minute; at the end, RSS after the warm-up
 and at the end. Then it checks the server's log: one access line for every request sent,
-and no line at error level.
+and no line at error level, and prints the server's commit-time histogram (``/metrics``),
+which tells whether slow writes were slow commits.
 
 Exits non-zero when any request got an unintended answer (anything but 200, or 429 for
 the greedy client; a dropped connection counts), the greedy client was never refused,
