@@ -57,23 +57,30 @@ class Tenant:
 def setup_tenant(env: dict[str, str], name: str = "bench") -> Tenant:
     cli(env, "tenant", "create", name)
     cli(env, "integration", "create", "--tenant", name, f"{name}-pos")
+    return add_client(env, Tenant(name, f"{name}-pos", "", ""))
+
+
+def add_client(
+    env: dict[str, str], tenant: Tenant, rate_limit: int = 100_000_000, name: str = "bench"
+) -> Tenant:
+    """A new production client of ``tenant`` (same tenant and integration, new credentials)."""
     created = json.loads(
         cli(
             env,
             "client",
             "create",
             "--tenant",
-            name,
+            tenant.name,
             "--env",
             "production",
             "--name",
-            "bench",
+            name,
             "--rate-limit",
-            "100000000",
+            str(rate_limit),
             "--json",
         )
     )
-    return Tenant(name, f"{name}-pos", created["client_id"], created["client_secret"])
+    return Tenant(tenant.name, tenant.integration, created["client_id"], created["client_secret"])
 
 
 @dataclass
@@ -98,11 +105,19 @@ class Server:
 
 
 @contextlib.contextmanager
-def serve(env: dict[str, str], *extra: str) -> Iterator[Server]:
+def serve(env: dict[str, str], *extra: str, log: Path | None = None) -> Iterator[Server]:
+    """A started ``kpihub serve``; its output goes to ``log`` when given (else inherited)."""
     port = free_port()
+    output = log.open("ab") if log is not None else None
     process = subprocess.Popen(
-        [*KPIHUB, "serve", "--port", str(port), *extra], env=env, start_new_session=True
+        [*KPIHUB, "serve", "--port", str(port), *extra],
+        env=env,
+        start_new_session=True,
+        stdout=output,
+        stderr=subprocess.STDOUT if output is not None else None,
     )
+    if output is not None:
+        output.close()  # the server holds its own descriptor
     try:
         deadline = time.monotonic() + 20
         while True:

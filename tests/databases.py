@@ -68,6 +68,22 @@ class PostgresDatabases:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@contextmanager
+def broken(database_url: str) -> Iterator[None]:
+    """The store fails under a running app. SQLite: another process holds the write lock
+    until the block ends. PostgreSQL: the database is dropped (for good)."""
+    if scheme(database_url) == "sqlite":
+        with closing(sqlite3.connect(sqlite_path(database_url), isolation_level=None)) as other:
+            other.execute("BEGIN IMMEDIATE")
+            yield
+            other.execute("ROLLBACK")
+        return
+    name = urlsplit(database_url).path.lstrip("/")
+    with _admin() as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    yield
+
+
 def sqlite_url(directory: Path) -> str:
     return f"sqlite:///{directory / 'kpihub.db'}"
 

@@ -8,11 +8,13 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from kpihub import health, openapi, retention
 from kpihub.errors import KpihubError
@@ -21,7 +23,9 @@ from kpihub.http.errors import (
     kpihub_error_handler,
     unhandled_error_handler,
 )
+from kpihub.http.request_log import RequestLogMiddleware
 from kpihub.ingest import routes as ingest_routes
+from kpihub.logs import configure_logging
 from kpihub.metrics import Metrics, MetricsMiddleware, metrics_endpoint
 from kpihub.oauth import routes as oauth_routes
 from kpihub.oauth.keys import load_signer
@@ -36,6 +40,20 @@ from kpihub.web import routes as web_routes
 log = logging.getLogger("kpihub")
 
 
+class KpihubApp(Starlette):
+    """Starlette with the request log outside everything, its error middleware included,
+    so the 500 answer of an unhandled error also carries ``X-Request-ID`` and is logged."""
+
+    def __init__(self, *args: Any, trust_forwarded_headers: bool = False, **kwargs: Any) -> None:
+        self._trust_forwarded_headers = trust_forwarded_headers
+        super().__init__(*args, **kwargs)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return RequestLogMiddleware(
+            super().build_middleware_stack(), trust_forwarded_headers=self._trust_forwarded_headers
+        )
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the app; nothing is opened until the lifespan starts."""
     settings = settings or Settings()
@@ -47,7 +65,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if settings.auto_migrate:
             ensure_schema(settings.database_url)
         limiter = build_limiter(settings, metrics)  # connects on first use, not here
-        storage = open_storage(settings)
+        storage = open_storage(settings, metrics)
         await storage.start()
         housekeeping: asyncio.Task[None] | None = None
         try:
@@ -81,7 +99,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         *web_routes.routes,  # the dashboard (not in the OpenAPI document)
     ]
-    app = Starlette(
+    app = KpihubApp(
+        trust_forwarded_headers=settings.trust_forwarded_headers,
         routes=routes,
         lifespan=lifespan,
         middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
@@ -122,5 +141,7 @@ async def _housekeeping(svc: Services) -> None:
 
 
 def app_from_env() -> Starlette:
-    """Factory for ``uvicorn --factory`` (used by ``kpihub serve`` with several workers)."""
-    return create_app(Settings())
+    """Factory for ``uvicorn --factory`` (``kpihub serve``; each worker process runs it)."""
+    settings = Settings()
+    configure_logging(settings)
+    return create_app(settings)

@@ -139,13 +139,18 @@ class OAuthError(KpihubError):
 class InvalidToken(KpihubError):
     """Missing or unusable bearer token.
 
-    ``error`` is None when no token was sent at all (RFC 6750 §3.1).
+    ``error`` is None when no token was sent at all (RFC 6750 §3.1). ``reason`` is a
+    short fixed word for metrics and logs (``missing``, ``malformed``, ``expired``...),
+    never shown to the client.
     """
 
-    def __init__(self, description: str, *, error: str | None = "invalid_token") -> None:
+    def __init__(
+        self, description: str, *, error: str | None = "invalid_token", reason: str = "invalid"
+    ) -> None:
         super().__init__(description)
         self.error = error
         self.description = description
+        self.reason = reason
 
 
 class InsufficientScope(KpihubError):

@@ -22,6 +22,9 @@ UNMATCHED_ROUTE = "(unmatched)"
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+# Elements per accepted batch: up to the default limit of 10,000.
+_BATCH_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10_000)
 
 
 class Metrics:
@@ -66,8 +69,46 @@ class Metrics:
             ["limit"],
             registry=r,
         )
+        self.batch_elements = Histogram(
+            "kpihub_batch_elements",
+            "Elements per accepted batch.",
+            buckets=_BATCH_BUCKETS,
+            registry=r,
+        )
+        self.store_commit_duration = Histogram(
+            "kpihub_store_commit_duration_seconds",
+            "Write transactions, from BEGIN to COMMIT returned (the data durable), by backend. "
+            "SQLite: one group commit (every write queued meanwhile); PostgreSQL: one batch "
+            "(or housekeeping) transaction.",
+            ["backend"],
+            buckets=_COMMIT_BUCKETS,
+            registry=r,
+        )
+        self.store_errors = Counter(
+            "kpihub_store_errors",
+            "Store operations that failed because the store could not be reached, read or "
+            "written (answered 503), by backend and error type.",
+            ["backend", "error"],
+            registry=r,
+        )
+        self.auth_failures = Counter(
+            "kpihub_auth_failures",
+            "Refused authentications, by credential (bearer: API access tokens; "
+            "client_secret: /oauth/* client authentication; dashboard: sign-in) and reason.",
+            ["credential", "reason"],
+            registry=r,
+        )
         for outcome in ("created", "updated", "unchanged"):
             self.elements_ingested.labels(outcome)
+
+    # The storage's StoreObserver (kpihub.storage.base): called by the backends, also
+    # from the SQLite writer thread (prometheus_client is thread-safe).
+
+    def store_committed(self, backend: str, seconds: float) -> None:
+        self.store_commit_duration.labels(backend).observe(seconds)
+
+    def store_failed(self, backend: str, error: BaseException) -> None:
+        self.store_errors.labels(backend, type(error).__name__).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -414,7 +414,9 @@ def build_spec() -> dict[str, Any]:
             "https://{tenant}.{base_domain}/. Under `kpihub serve` any request whose line and "
             "headers exceed 32 KiB (KPIHUB_MAX_HEADER_BYTES) is answered 431, and one whose "
             "head is not complete within 20 s (KPIHUB_HEADER_READ_TIMEOUT) 408, before any "
-            "operation sees it.",
+            "operation sees it. Every response carries an X-Request-ID header: "
+            "the request's own when it sent a sane one (1 to 128 of A-Z a-z 0-9 -_.:=+/@), "
+            "else a new one; the server's log lines of the request carry it too.",
         },
         "servers": [{"url": "/"}],
         "paths": {

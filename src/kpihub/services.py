@@ -45,6 +45,11 @@ class Services:
         self.signer = await load_signer(self.storage)
         return True
 
+    def auth_failed(self, request: Request, credential: str, reason: str) -> None:
+        """Count a refused authentication; the access-log line of the request says why."""
+        self.metrics.auth_failures.labels(credential, reason).inc()
+        request.state.auth_failure = f"{credential}:{reason}"
+
     def zone(self, name: str) -> ZoneInfo:
         zone = self._zones.get(name)
         if zone is None:

@@ -31,7 +31,8 @@ class Settings(BaseSettings):
         10.0,
         gt=0,
         description="Seconds before a PostgreSQL operation (waiting for a connection, "
-        "connecting, its statements) gives up with a 503",
+        "connecting, its statements) gives up with a 503, and before SQLite gives up "
+        "waiting for another process's write lock",
     )
     redis_url: str = Field(
         "memory://",
@@ -124,6 +125,11 @@ class Settings(BaseSettings):
     port: int = 8000
     workers: int = Field(1, ge=1)
     log_level: str = "info"
+    log_format: Literal["json", "console"] = Field(
+        "json",
+        description="json: one JSON object per line on stderr (for log collectors); "
+        "console: aligned, human-readable lines",
+    )
 
     @field_validator("default_timezone")
     @classmethod

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from kpihub.settings import Settings
 from tests.functional.conftest import app_on, make_settings
 from tests.functional.harness import Harness, example_body
+from tests.functional.scraping import Samples, sample, scrape_text
 from tests.redis_server import DEAD_REDIS_URL
 
 KPI_ROUTE = "/api/external/{api_version}/kpi"
@@ -23,23 +23,9 @@ def settings(tmp_path: Path, database_url: str, redis_url: str, prefix: str) -> 
     )
 
 
-def scrape(h: Harness) -> tuple[str, dict[tuple[str, frozenset[tuple[str, str]]], float]]:
-    """The exposition text and its samples by (name, labels)."""
-    response = h.http.get("http://localhost/metrics")
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"].startswith("text/plain")
-    samples = {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(response.text)
-        for s in family.samples
-    }
-    return response.text, samples
-
-
-def sample(
-    samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
-) -> float | None:
-    return samples.get((name, frozenset(labels.items())))
+def scrape(h: Harness) -> tuple[str, Samples]:
+    """The exposition text of the harness's app and its samples by (name, labels)."""
+    return scrape_text(h.http, "http://localhost/metrics")
 
 
 def test_ingest_is_counted_by_route_template(harness: Harness) -> None:

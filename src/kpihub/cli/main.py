@@ -19,6 +19,7 @@ from kpihub.cli.push_commands import register as register_push_commands
 from kpihub.cli.user_commands import user_app
 from kpihub.domain import Environment
 from kpihub.errors import Conflict
+from kpihub.logs import configure_logging
 from kpihub.settings import Settings
 from kpihub.storage import Storage
 
@@ -67,8 +68,7 @@ def serve(
     host = cfg.host if host is None else host
     port = cfg.port if port is None else port
     workers = cfg.workers if workers is None else workers
-    logging.basicConfig(level=cfg.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging(cfg)  # again in each worker, by the app factory
     if workers > 1 and cfg.redis_url.startswith("memory"):
         logging.getLogger("kpihub").warning(
             "--workers %d with in-memory rate limits: each worker counts on its own, so a "
@@ -86,6 +86,7 @@ def serve(
         port=port,
         workers=workers,
         log_level=cfg.log_level,
+        log_config=None,  # uvicorn's lines go through configure_logging's handler
         loop="auto",
         # httptools with the request head bounded in size (431) and time (408).
         http=cast(

@@ -79,6 +79,7 @@ def _status(exc: KpihubError) -> int:
 def error_response(request: Request, exc: KpihubError) -> Response:
     """The response for a domain error, with the rate-limit headers already earned."""
     status = _status(exc)
+    request.state.error = type(exc).__name__  # for the access log
     headers: dict[str, str] = {}
     state: LimitState | None = getattr(request.state, "ratelimit", None)
     if isinstance(exc, RateLimited):
@@ -139,5 +140,6 @@ async def http_exception_handler(request: Request, exc: Exception) -> Response:
 
 
 async def unhandled_error_handler(request: Request, exc: Exception) -> Response:
+    request.state.error = type(exc).__name__
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return JsonResponse({"message": "Server Error"}, 500)

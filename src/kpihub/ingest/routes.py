@@ -135,6 +135,7 @@ async def _ingest(request: Request, svc: Services, received_at: float) -> Respon
             return replay
     doc = decode_json(body)
     elements = _count_elements(doc)
+    request.state.elements = elements
     if elements > settings.max_elements:
         raise PayloadTooLarge(
             f"The request has {elements} elements; the limit is {settings.max_elements} per "
@@ -169,6 +170,7 @@ async def _ingest(request: Request, svc: Services, received_at: float) -> Respon
     if errors or batch is None:
         raise ValidationFailed(errors)
     batch_id = new_batch_id()
+    request.state.batch_id = batch_id
     write = BatchWrite(
         batch_id=batch_id,
         tenant_id=tenant.id,
@@ -188,6 +190,7 @@ async def _ingest(request: Request, svc: Services, received_at: float) -> Respon
         assert replay is not None
         return replay
     counts, ack = result
+    svc.metrics.batch_elements.observe(counts.received)
     ingested = svc.metrics.elements_ingested
     ingested.labels("created").inc(counts.created)
     ingested.labels("updated").inc(counts.updated)
@@ -223,8 +226,10 @@ async def _record_rejection(
     principal: Principal | None = getattr(request.state, "principal", None)
     body: bytes = getattr(request.state, "body", b"")
     keep = svc.settings.debug_body_bytes
+    batch_id = getattr(request.state, "batch_id", None) or new_batch_id()
+    request.state.batch_id = batch_id
     record = RequestRecord(
-        batch_id=new_batch_id(),
+        batch_id=batch_id,
         tenant_id=tenant.id,
         environment=principal.environment if principal else None,
         client_pk=principal.client.id if principal else None,

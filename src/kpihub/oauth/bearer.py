@@ -35,6 +35,7 @@ def _bearer_token(request: Request) -> str:
             "Access tokens are not accepted in the query string; send the header "
             "'Authorization: Bearer <access_token>'.",
             error="invalid_request",
+            reason="malformed",
         )
     header = request.headers.get("authorization")
     if not header:
@@ -42,6 +43,7 @@ def _bearer_token(request: Request) -> str:
             "Authentication required: send 'Authorization: Bearer <access_token>' with a "
             "token from POST /oauth/token.",
             error=None,
+            reason="missing",
         )
     scheme, _, token = header.strip().partition(" ")
     token = token.strip()
@@ -52,10 +54,13 @@ def _bearer_token(request: Request) -> str:
             f"The Authorization header uses the scheme {shown_scheme(header)}; this API expects "
             "'Authorization: Bearer <access_token>' with a token from POST /oauth/token.",
             error=None,
+            reason="missing",
         )
     if not token:
         raise InvalidToken(
-            "The Authorization header must be 'Bearer <access_token>'.", error="invalid_request"
+            "The Authorization header must be 'Bearer <access_token>'.",
+            error="invalid_request",
+            reason="malformed",
         )
     return token
 
@@ -90,15 +95,25 @@ async def _verify(svc: Services, request: Request) -> Principal:
     tenant, client = found.tenant, found.client
     request.state.tenant = tenant
     if client is None:
-        raise InvalidToken("The access token's client does not exist on this tenant.")
+        raise InvalidToken(
+            "The access token's client does not exist on this tenant.", reason="unknown_client"
+        )
     if not client.active:
-        raise InvalidToken("The client of this access token has been revoked.")
+        raise InvalidToken(
+            "The client of this access token has been revoked.", reason="client_revoked"
+        )
     if int(claims.get("iat", 0)) < client.tokens_valid_after:
-        raise InvalidToken("The access token has been revoked; request a new one.")
+        raise InvalidToken(
+            "The access token has been revoked; request a new one.", reason="token_revoked"
+        )
     if claims.get("env") != client.environment.value:
-        raise InvalidToken("The access token's environment does not match its client.")
+        raise InvalidToken(
+            "The access token's environment does not match its client.", reason="wrong_environment"
+        )
     if found.token_revoked:
-        raise InvalidToken("The access token has been revoked; request a new one.")
+        raise InvalidToken(
+            "The access token has been revoked; request a new one.", reason="token_revoked"
+        )
     return Principal(tenant=tenant, client=client, claims=claims)
 
 
@@ -112,15 +127,18 @@ async def authenticate(svc: Services, request: Request, scope: str) -> Principal
     settings = svc.settings
     try:
         principal = await _verify(svc, request)
-    except InvalidToken:
+    except InvalidToken as exc:
+        svc.auth_failed(request, "bearer", exc.reason)
         await svc.limiter.hit(
             AUTH_FAILURE_LIMIT,
             client_address(request, settings),
             settings.auth_failure_limit_per_address,
         )
         raise
+    request.state.client = principal.client  # for the access log
     limit = principal.client.rate_limit or settings.rate_limit
     request.state.ratelimit = await svc.limiter.hit(API_LIMIT, principal.client.client_id, limit)
     if scope not in str(principal.claims.get("scope", "")).split():
+        svc.auth_failed(request, "bearer", "insufficient_scope")
         raise InsufficientScope(scope)
     return principal

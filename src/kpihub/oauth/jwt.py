@@ -207,13 +207,15 @@ class TokenSigner:
         if len(token) > MAX_TOKEN_LENGTH:
             raise InvalidToken(
                 f"The access token is longer than {MAX_TOKEN_LENGTH} characters, so it is not "
-                f"one this server issued. {_GET_ANOTHER}"
+                f"one this server issued. {_GET_ANOTHER}",
+                reason="malformed",
             )
         parts = token.split(".")
         if len(parts) != 3:
             raise InvalidToken(
                 "The access token is not a JWT (expected three dot-separated parts). "
-                f"Send the access_token value exactly as /oauth/token returned it. {_GET_ANOTHER}"
+                f"Send the access_token value exactly as /oauth/token returned it. {_GET_ANOTHER}",
+                reason="malformed",
             )
         try:
             header = _json_decoder.decode(_b64url_decode(parts[0]))
@@ -222,60 +224,72 @@ class TokenSigner:
         if not isinstance(header, dict):
             raise InvalidToken(
                 "The access token is not a JWT (its header is not base64url-encoded JSON). "
-                f"Send the access_token value exactly as /oauth/token returned it. {_GET_ANOTHER}"
+                f"Send the access_token value exactly as /oauth/token returned it. {_GET_ANOTHER}",
+                reason="malformed",
             )
         typ = header.get("typ")
         if not isinstance(typ, str) or typ.lower() not in _ACCEPTED_TYPES:
             raise InvalidToken(
                 f"The token is not an access token (header typ is {typ!r}, expected "
-                f"'{TOKEN_TYPE}'). Send the access_token from /oauth/token, not another JWT."
+                f"'{TOKEN_TYPE}'). Send the access_token from /oauth/token, not another JWT.",
+                reason="malformed",
             )
         alg = header.get("alg")
         if alg != ALGORITHM:
             raise InvalidToken(
                 f"The access token uses the algorithm {alg!r}; this server only accepts "
-                f"'{ALGORITHM}'. {_GET_ANOTHER}"
+                f"'{ALGORITHM}'. {_GET_ANOTHER}",
+                reason="malformed",
             )
         kid = header.get("kid")
         public_key = self._public_keys.get(kid) if isinstance(kid, str) else None
         if public_key is None:
             raise UnknownSigningKey(
                 f"The access token was signed with a key this server does not know "
-                f"(kid {kid!r}); the key may have been retired. {_GET_ANOTHER}"
+                f"(kid {kid!r}); the key may have been retired. {_GET_ANOTHER}",
+                reason="unknown_key",
             )
         try:
             decoded = self._jws.decode_complete(token, public_key, algorithms=[ALGORITHM])
         except InvalidSignatureError:
             raise InvalidToken(
                 f"The access token's signature is invalid: it was altered or not issued by "
-                f"this server. {_GET_ANOTHER}"
+                f"this server. {_GET_ANOTHER}",
+                reason="bad_signature",
             ) from None
         except PyJWTError:
             raise InvalidToken(
-                f"The access token is not a well-formed JWT. {_GET_ANOTHER}"
+                f"The access token is not a well-formed JWT. {_GET_ANOTHER}",
+                reason="malformed",
             ) from None
         try:
             claims = _json_decoder.decode(decoded["payload"])
         except msgspec.DecodeError:
             claims = None
         if not isinstance(claims, dict):
-            raise InvalidToken(f"The access token's payload is not a JSON object. {_GET_ANOTHER}")
+            raise InvalidToken(
+                f"The access token's payload is not a JSON object. {_GET_ANOTHER}",
+                reason="malformed",
+            )
         missing = [name for name in REQUIRED_CLAIMS if name not in claims]
         if missing:
             raise InvalidToken(
                 "The access token lacks the required claim(s) "
                 + ", ".join(repr(name) for name in missing)
-                + f". {_GET_ANOTHER}"
+                + f". {_GET_ANOTHER}",
+                reason="malformed",
             )
         for name in ("exp", "iat", "nbf"):
             if name in claims and not _is_number(claims[name]):
                 raise InvalidToken(
-                    f"The access token's '{name}' claim is not a number of seconds. {_GET_ANOTHER}"
+                    f"The access token's '{name}' claim is not a number of seconds. {_GET_ANOTHER}",
+                    reason="malformed",
                 )
         for name in ("iss", "sub", "client_id", "jti", "scope", "env", "tenant"):
             if not isinstance(claims[name], str):
                 raise InvalidToken(
-                    f"The access token's '{name}' claim is not a string. {_GET_ANOTHER}"
+                    f"The access token's '{name}' claim is not a string. {_GET_ANOTHER}",
+                    reason="malformed",
                 )
         return claims
 
@@ -291,26 +305,31 @@ def _check_claims(
     if claims["iss"] != issuer:
         raise InvalidToken(
             f"The access token was issued by {_shown(claims['iss'])}, not by this tenant "
-            f"({issuer!r}). Request a token from this tenant's /oauth/token endpoint."
+            f"({issuer!r}). Request a token from this tenant's /oauth/token endpoint.",
+            reason="wrong_tenant",
         )
     aud = claims["aud"]
     if not (aud == audience or (isinstance(aud, list) and audience in aud)):
         raise InvalidToken(
             f"The access token is meant for audience {_shown(aud)}, not {audience!r}. "
-            f"Request a token from this tenant's /oauth/token endpoint."
+            f"Request a token from this tenant's /oauth/token endpoint.",
+            reason="wrong_tenant",
         )
     if claims["exp"] + leeway <= now:
         raise InvalidToken(
-            f"The access token expired {int(now - claims['exp'])} s ago. {_GET_ANOTHER}"
+            f"The access token expired {int(now - claims['exp'])} s ago. {_GET_ANOTHER}",
+            reason="expired",
         )
     nbf = claims.get("nbf")
     if nbf is not None and nbf > now + leeway:
         raise InvalidToken(
             f"The access token is not valid yet (nbf is {int(nbf - now)} s in the future); "
-            "check the clocks of the servers involved."
+            "check the clocks of the servers involved.",
+            reason="not_yet_valid",
         )
     if claims["iat"] > now + leeway:
         raise InvalidToken(
             f"The access token was issued in the future (iat is {int(claims['iat'] - now)} s "
-            "ahead); check the clocks of the servers involved."
+            "ahead); check the clocks of the servers involved.",
+            reason="not_yet_valid",
         )

@@ -65,17 +65,25 @@ async def _authenticate_client(
         # right secret is refused until the window ends, so guessing learns nothing.
         raise RateLimited(failures)
     client = await svc.storage.get_client(creds.client_id)
+    reason = None
     if client is None:
         verify_unknown(creds.client_secret, svc.server_key)
-        ok = False
-    else:
-        ok = verify_secret(
-            creds.client_secret, svc.server_key, (client.secret_hash, client.old_secret_hash)
-        )
-        ok = ok and client.tenant_id == tenant.id and client.active
-    if not ok or client is None:
+        reason = "unknown_client"
+    elif not verify_secret(
+        creds.client_secret, svc.server_key, (client.secret_hash, client.old_secret_hash)
+    ):
+        reason = "wrong_secret"
+    elif client.tenant_id != tenant.id:
+        reason = "wrong_tenant"
+    elif not client.active:
+        reason = "client_revoked"
+    if reason is not None or client is None:
+        # The client is told one thing whatever the reason (no enumeration); the
+        # operator's metrics and logs say which.
+        svc.auth_failed(request, "client_secret", reason or "unknown_client")
         await svc.limiter.hit(AUTH_FAILURE_LIMIT, address, settings.auth_failure_limit_per_address)
         raise _invalid_client(creds.used_basic)
+    request.state.client = client  # for the access log
     return client
 
 

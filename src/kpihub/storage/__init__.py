@@ -4,19 +4,25 @@ from __future__ import annotations
 
 from kpihub.errors import InvalidInput
 from kpihub.settings import Settings
-from kpihub.storage.base import Storage
+from kpihub.storage.base import NullObserver, Storage, StoreObserver
 from kpihub.storage.urls import postgres_dsn, scheme
 
-__all__ = ["Storage", "open_storage"]
+__all__ = ["Storage", "StoreObserver", "open_storage"]
 
 
-def open_storage(settings: Settings) -> Storage:
-    """The store for ``settings.database_url`` (not started yet)."""
+def open_storage(settings: Settings, observer: StoreObserver | None = None) -> Storage:
+    """The store for ``settings.database_url`` (not started yet), reporting to ``observer``."""
     kind = scheme(settings.database_url)
+    observer = observer or NullObserver()
     if kind == "sqlite":
         from kpihub.storage.sqlite import SqliteStorage
 
-        return SqliteStorage(settings.database_url, synchronous=settings.sqlite_synchronous)
+        return SqliteStorage(
+            settings.database_url,
+            synchronous=settings.sqlite_synchronous,
+            busy_timeout=settings.database_timeout,
+            observer=observer,
+        )
     if kind == "postgresql":
         from kpihub.storage.postgres import PostgresStorage
 
@@ -24,6 +30,7 @@ def open_storage(settings: Settings) -> Storage:
             postgres_dsn(settings.database_url),
             pool_size=settings.database_pool_size,
             timeout=settings.database_timeout,
+            observer=observer,
         )
     raise InvalidInput(
         "KPIHUB_DATABASE_URL",

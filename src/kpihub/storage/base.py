@@ -16,6 +16,30 @@ RenderAck = Callable[[domain.BatchCounts], bytes]
 Idempotency-Key record holds exactly what the client was sent."""
 
 
+class StoreObserver(Protocol):
+    """What a store reports as it works (the app's metrics implement it).
+
+    Called on whichever thread did the work (SQLite's writer thread, too): keep it cheap
+    and thread-safe.
+    """
+
+    def store_committed(self, backend: str, seconds: float) -> None:
+        """A write transaction committed ``seconds`` after it began."""
+
+    def store_failed(self, backend: str, error: BaseException) -> None:
+        """The store could not be reached, read or written; ``error`` is the cause."""
+
+
+class NullObserver:
+    """Reports nowhere: the CLI's and the tests' stores."""
+
+    def store_committed(self, backend: str, seconds: float) -> None:
+        pass
+
+    def store_failed(self, backend: str, error: BaseException) -> None:
+        pass
+
+
 class Storage(Protocol):
     async def start(self) -> None: ...
     async def close(self) -> None: ...

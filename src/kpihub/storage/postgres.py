@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
@@ -26,10 +27,11 @@ from kpihub.errors import Conflict, NotFound, StoreUnavailable
 from kpihub.storage import _dashboard_sql, _sql
 from kpihub.storage._client_updates import ClientUpdates
 from kpihub.storage._dashboard_sql import USER_COLUMNS
-from kpihub.storage.base import RenderAck
+from kpihub.storage.base import NullObserver, RenderAck, StoreObserver
 
 Connection = asyncpg.Connection | PoolConnectionProxy
 R = TypeVar("R")
+BACKEND = "postgresql"
 
 
 def _dollar(n: int) -> str:
@@ -75,6 +77,10 @@ _UNAVAILABLE = (
     asyncpg.exceptions.InsufficientResourcesError,
     # A standby after a failover: reads work, writes do not until the new primary.
     asyncpg.exceptions.ReadOnlySQLTransactionError,
+    # New connections refused: the database was dropped or renamed, the role or its
+    # password changed.
+    asyncpg.InvalidCatalogNameError,
+    asyncpg.InvalidAuthorizationSpecificationError,
 )
 # A connection that saw these is in an unknown state: it is dropped, never reused.
 _BROKEN = (asyncio.CancelledError, *_UNAVAILABLE)
@@ -121,11 +127,19 @@ class _IdempotencyTaken(Exception):
 
 
 class PostgresStorage(ClientUpdates):
-    def __init__(self, url: str, *, pool_size: int = 10, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        timeout: float = 10.0,
+        observer: StoreObserver | None = None,
+    ) -> None:
         self._url = url
         self._pool_size = pool_size
         self._timeout = timeout
         self._pool: asyncpg.Pool | None = None
+        self._observer = observer or NullObserver()
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -146,6 +160,7 @@ class PostgresStorage(ClientUpdates):
                 reset=_no_reset,
             )
         except _UNAVAILABLE as exc:
+            self._observer.store_failed(BACKEND, exc)
             raise StoreUnavailable(f"PostgreSQL cannot be reached: {exc}") from exc
 
     async def close(self) -> None:
@@ -174,6 +189,7 @@ class PostgresStorage(ClientUpdates):
                     conn.terminate()
                     raise
         except _UNAVAILABLE as exc:
+            self._observer.store_failed(BACKEND, exc)
             raise StoreUnavailable(self._why(exc)) from exc
 
     def _why(self, exc: BaseException) -> str:
@@ -182,6 +198,16 @@ class PostgresStorage(ClientUpdates):
                 f"PostgreSQL did not answer within {self._timeout:g} s (KPIHUB_DATABASE_TIMEOUT)."
             )
         return f"PostgreSQL cannot be reached: {exc}"
+
+    @asynccontextmanager
+    async def _writing(self) -> AsyncIterator[Connection]:
+        """A connection in a write transaction (``_transaction``), timed from BEGIN until
+        COMMIT returned."""
+        async with self._conn() as conn:
+            began = time.perf_counter()
+            async with _transaction(conn):
+                yield conn
+            self._observer.store_committed(BACKEND, time.perf_counter() - began)
 
     async def _fetchrow(self, sql: str, *args: Any) -> Any:
         async with self._conn() as conn:
@@ -366,7 +392,7 @@ class PostgresStorage(ClientUpdates):
         self, write: domain.BatchWrite, render: RenderAck
     ) -> tuple[domain.BatchCounts, bytes] | None:
         try:
-            async with self._conn() as conn, _transaction(conn):
+            async with self._writing() as conn:
                 return await _apply_batch(conn, write, render)
         except _IdempotencyTaken:
             return None
@@ -386,7 +412,7 @@ class PostgresStorage(ClientUpdates):
         return domain.StoredResponse(row[0], row[1], bytes(row[2])) if row else None
 
     async def purge_expired(self, idempotency_before: int, now: int) -> int:
-        async with self._conn() as conn, _transaction(conn):
+        async with self._writing() as conn:
             keys = await conn.execute(
                 "DELETE FROM idempotency_keys WHERE created_at < $1", idempotency_before
             )
@@ -402,7 +428,7 @@ class PostgresStorage(ClientUpdates):
         async with self._conn() as conn:
             groups = await _point_groups(conn, tenant_id)
         if dry_run:
-            async with self._conn() as conn, conn.transaction(isolation="repeatable_read"):
+            async with self._conn() as conn, _transaction(conn, "repeatable_read"):
                 points = 0
                 for group in groups:
                     sql, params = _sql.count_old_points_sql(_dollar, tenant_id, group, before)

@@ -32,11 +32,12 @@ from kpihub.errors import Conflict, NotFound, StoreUnavailable
 from kpihub.storage import _dashboard_sql, _sql
 from kpihub.storage._client_updates import ClientUpdates
 from kpihub.storage._dashboard_sql import USER_COLUMNS
-from kpihub.storage.base import RenderAck
+from kpihub.storage.base import NullObserver, RenderAck, StoreObserver
 from kpihub.storage.urls import sqlite_path
 
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
+BACKEND = "sqlite"
 
 _ROW_PLACEHOLDER = "(" + ",".join("?" * len(_sql.POINT_COLUMNS.split(","))) + ")"
 # Chunks are powers of two so only a handful of distinct statements exist and all
@@ -68,11 +69,12 @@ _INSERT_CLIENT = _sql.insert_client_sql(_qmark)
 _INSERT_USER = _dashboard_sql.insert_user_sql(_qmark)
 
 
-def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
+def _connect(path: Path, synchronous: str, busy_timeout: float = 10.0) -> sqlite3.Connection:
     conn = sqlite3.connect(
         path, isolation_level=None, check_same_thread=False, cached_statements=256
     )
-    conn.execute("PRAGMA busy_timeout = 10000")
+    # How long to wait for another process's write lock (a backup, a CLI command).
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
     conn.execute("PRAGMA foreign_keys = ON")
@@ -115,9 +117,10 @@ class _Writer(threading.Thread):
 
     MAX_GROUP = 256
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, observer: StoreObserver) -> None:
         super().__init__(name="kpihub-sqlite-writer", daemon=True)
         self._conn = conn
+        self._observer = observer
         self._jobs: queue.SimpleQueue[tuple[Job, Future[Any]] | None] = queue.SimpleQueue()
 
     def submit(self, job: Job) -> Future[Any]:
@@ -149,16 +152,16 @@ class _Writer(threading.Thread):
             self._run_group(conn, group)
         conn.close()
 
-    @staticmethod
-    def _run_group(conn: sqlite3.Connection, group: list[tuple[Job, Future[Any]]]) -> None:
+    def _run_group(self, conn: sqlite3.Connection, group: list[tuple[Job, Future[Any]]]) -> None:
         """Run ``group`` in one transaction; every future is resolved, whatever happens.
 
         An exception escaping here would end the writer thread and leave this
         request, and every later one, waiting forever.
         """
         try:
-            _Writer._commit_group(conn, group)
+            self._commit_group(conn, group)
         except BaseException as exc:
+            self._observer.store_failed(BACKEND, exc)
             with contextlib.suppress(sqlite3.Error):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
@@ -166,12 +169,13 @@ class _Writer(threading.Thread):
                 if not fut.done():
                     fut.set_exception(StoreUnavailable(f"The database write failed: {exc}"))
 
-    @staticmethod
-    def _commit_group(conn: sqlite3.Connection, group: list[tuple[Job, Future[Any]]]) -> None:
+    def _commit_group(self, conn: sqlite3.Connection, group: list[tuple[Job, Future[Any]]]) -> None:
         results: list[tuple[Future[Any], bool, Any]] = []
+        began = time.perf_counter()
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
+            self._observer.store_failed(BACKEND, exc)
             for _, fut in group:
                 fut.set_exception(StoreUnavailable(f"The database cannot be written: {exc}"))
             return
@@ -193,11 +197,13 @@ class _Writer(threading.Thread):
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
+            self._observer.store_failed(BACKEND, exc)
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             for _, fut in group:
                 fut.set_exception(StoreUnavailable(f"The database commit failed: {exc}"))
             return
+        self._observer.store_committed(BACKEND, time.perf_counter() - began)
         for fut, ok, value in results:
             if ok:
                 fut.set_result(value)
@@ -206,9 +212,18 @@ class _Writer(threading.Thread):
 
 
 class SqliteStorage(ClientUpdates):
-    def __init__(self, url: str, *, synchronous: str = "full") -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        synchronous: str = "full",
+        busy_timeout: float = 10.0,
+        observer: StoreObserver | None = None,
+    ) -> None:
         self.path = sqlite_path(url)
         self._synchronous = synchronous
+        self._busy_timeout = busy_timeout
+        self._observer = observer or NullObserver()
         self._read: sqlite3.Connection | None = None
         self._writer: _Writer | None = None
         self._checkpointer: _Checkpointer | None = None
@@ -219,12 +234,12 @@ class SqliteStorage(ClientUpdates):
 
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._read = _connect(self.path, self._synchronous)
-        write_conn = _connect(self.path, self._synchronous)
+        self._read = self._connect()
+        write_conn = self._connect()
         write_conn.execute("PRAGMA wal_autocheckpoint = 0")
         write_conn.execute("PRAGMA cache_size = -65536")  # KiB: keeps hot index pages
-        self._writer = _Writer(write_conn)
-        self._checkpointer = _Checkpointer(_connect(self.path, self._synchronous))
+        self._writer = _Writer(write_conn, self._observer)
+        self._checkpointer = _Checkpointer(self._connect())
         self._checkpointer.start()
         self._writer.start()
 
@@ -241,10 +256,14 @@ class SqliteStorage(ClientUpdates):
         while self._query_conns:
             self._query_conns.pop().close()
 
+    def _connect(self) -> sqlite3.Connection:
+        return _connect(self.path, self._synchronous, self._busy_timeout)
+
     async def ping(self) -> None:
         try:
             self._reader().execute("SELECT 1 FROM tenants LIMIT 1").fetchall()
         except sqlite3.Error as exc:
+            self._observer.store_failed(BACKEND, exc)
             raise StoreUnavailable(
                 f"The SQLite database {self.path} cannot be read: {exc}"
             ) from exc
@@ -269,12 +288,11 @@ class SqliteStorage(ClientUpdates):
         """
         if self._read is None:
             raise StoreUnavailable("The store is not started.")
-        conn = (
-            self._query_conns.pop() if self._query_conns else _connect(self.path, self._synchronous)
-        )
+        conn = self._query_conns.pop() if self._query_conns else self._connect()
         try:
             return await asyncio.to_thread(job, conn)
         except sqlite3.Error as exc:
+            self._observer.store_failed(BACKEND, exc)
             raise StoreUnavailable(
                 f"The SQLite database {self.path} cannot be read: {exc}"
             ) from exc

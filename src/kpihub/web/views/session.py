@@ -106,6 +106,7 @@ async def login(request: Request) -> Response:
     # Unknown emails are checked against a dummy hash: the same work, the same answer.
     ok = await asyncio.to_thread(verify_password, user.password_hash if user else None, password)
     if not ok or user is None:
+        svc.auth_failed(request, "dashboard", "unknown_user" if user is None else "wrong_password")
         try:
             await svc.limiter.hit(
                 "dashboard-login-account", account, settings.dashboard_login_failures_per_account
