@@ -190,6 +190,32 @@ def token(port: int, tenant: Tenant, scope: str | None = None) -> str:
         return value
 
 
+def token_request(
+    tenant: Tenant, *, headers: dict[str, str] | None = None, article: bool = False
+) -> bytes:
+    """A client-credentials token request for ``tenant``'s client, as raw HTTP/1.1.
+
+    ``article=True`` spells it as the integration article does (``grant-type``,
+    ``application/x-www-urlencoded``), which kpihub accepts as well.
+    """
+    grant, kind = (
+        ("grant-type", "application/x-www-urlencoded")
+        if article
+        else ("grant_type", "application/x-www-form-urlencoded")
+    )
+    fields = {grant: "client_credentials", "client_id": tenant.client_id}
+    fields["client_secret"] = tenant.client_secret
+    body = urllib.parse.urlencode(fields).encode()
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+    head = (
+        "POST /oauth/token HTTP/1.1\r\n"
+        f"Host: {tenant.name}.localhost\r\n"
+        f"{extra}Content-Type: {kind}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
 def kpi_request(tenant: Tenant, access_token: str, body: bytes, *, gzip: bool = False) -> bytes:
     head = (
         "POST /api/external/v1/kpi HTTP/1.1\r\n"

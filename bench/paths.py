@@ -25,12 +25,20 @@ import statistics
 import sys
 import tempfile
 import time
-import urllib.parse
 from pathlib import Path
 
 from starlette.requests import Request
 
-from bench.common import Tenant, kpihub_env, load, median, serve, setup_tenant, token
+from bench.common import (
+    Tenant,
+    kpihub_env,
+    load,
+    median,
+    serve,
+    setup_tenant,
+    token,
+    token_request,
+)
 from bench.ingest import memory
 from kpihub.app import create_app
 from kpihub.domain import SCOPE_WRITE
@@ -44,27 +52,9 @@ TARGET_RSS_MB = 200.0
 HIGH_LIMIT = "100000000"
 
 
-def token_request(tenant: Tenant) -> bytes:
-    body = urllib.parse.urlencode(
-        {
-            "grant-type": "client_credentials",
-            "client_id": tenant.client_id,
-            "client_secret": tenant.client_secret,
-        }
-    ).encode()
-    head = (
-        "POST /oauth/token HTTP/1.1\r\n"
-        f"Host: {tenant.name}.localhost\r\n"
-        "Accept: application/json\r\n"
-        "Content-Type: application/x-www-urlencoded\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    )
-    return head.encode() + body
-
-
 def tokens_per_second(env: dict[str, str], tenant: Tenant, args: argparse.Namespace) -> float:
     with serve(env) as server:
-        requests = [token_request(tenant)]
+        requests = [token_request(tenant, article=True)]
         asyncio.run(load([server.port], requests, 1, args.concurrency, 1.0))  # warm-up
         rates = []
         for run in range(1, args.runs + 1):

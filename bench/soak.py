@@ -50,6 +50,7 @@ from bench.common import (
     serve,
     setup_tenant,
     token,
+    token_request,
 )
 from bench.ingest import FEED_START, batch_body
 
@@ -113,24 +114,6 @@ class Pool:
             writer.close()
 
 
-def token_request(tenant: Tenant, request_id: str) -> bytes:
-    body = urllib.parse.urlencode(
-        {
-            "grant_type": "client_credentials",
-            "client_id": tenant.client_id,
-            "client_secret": tenant.client_secret,
-        }
-    ).encode()
-    head = (
-        "POST /oauth/token HTTP/1.1\r\n"
-        f"Host: {tenant.name}.localhost\r\n"
-        f"X-Request-ID: {request_id}\r\n"
-        "Content-Type: application/x-www-form-urlencoded\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    )
-    return head.encode() + body
-
-
 def query_request(tenant: Tenant, access: str, n: int, feed_now: int, request_id: str) -> bytes:
     """One of three reads, in turn, over the last hour of the feed.
 
@@ -189,7 +172,9 @@ class Soak:
     def request(self, kind: str, i: int) -> bytes:
         request_id = f"soak-{i}"
         if kind == "token":
-            return token_request(self.writers[i % len(self.writers)], request_id)
+            return token_request(
+                self.writers[i % len(self.writers)], headers={"X-Request-ID": request_id}
+            )
         if kind == "query":
             feed_now = int(FEED_START.timestamp()) + self.new_batches * FEED_SECONDS_PER_BATCH
             return query_request(self.tenant, self.read_token, i, feed_now, request_id)
