@@ -104,6 +104,19 @@ class Server:
         return (int(fields[11]) + int(fields[12])) / ticks
 
 
+def wait_until_up(url: str, process: subprocess.Popen[bytes], seconds: float) -> bool:
+    """Whether ``url`` answered within ``seconds`` (False as soon as ``process`` exits)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return True
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                return False
+            time.sleep(0.1)
+
+
 @contextlib.contextmanager
 def serve(env: dict[str, str], *extra: str, log: Path | None = None) -> Iterator[Server]:
     """A started ``kpihub serve``; its output goes to ``log`` when given (else inherited)."""
@@ -119,15 +132,8 @@ def serve(env: dict[str, str], *extra: str, log: Path | None = None) -> Iterator
     if output is not None:
         output.close()  # the server holds its own descriptor
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("kpihub serve did not start") from None
-                time.sleep(0.1)
+        if not wait_until_up(f"http://127.0.0.1:{port}/healthz", process, 20):
+            raise RuntimeError("kpihub serve did not start")
         yield Server(port, process)
     finally:
         os.killpg(process.pid, signal.SIGTERM)  # the whole group: workers too

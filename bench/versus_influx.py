@@ -34,7 +34,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -52,6 +51,7 @@ from bench.common import (
     serve,
     setup_tenant,
     token,
+    wait_until_up,
 )
 from bench.points import Point, generate, kpihub_body, line_protocol
 
@@ -99,15 +99,8 @@ def influxd(workdir: Path) -> Iterator[int]:
             [INFLUXD, "-config", str(config)], stdout=log, stderr=log, start_new_session=True
         )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise SystemExit(f"influxd did not start; see {root / 'influxd.log'}") from None
-                time.sleep(0.2)
+        if not wait_until_up(f"http://127.0.0.1:{port}/ping", process, 30):
+            raise SystemExit(f"influxd did not start; see {root / 'influxd.log'}")
         query = urllib.parse.urlencode({"q": "CREATE DATABASE bench"}).encode()
         urllib.request.urlopen(f"http://127.0.0.1:{port}/query", data=query, timeout=10).close()
         yield port
