@@ -236,9 +236,11 @@ class ServerProcess:
         self.start()
         return code
 
-    def log(self) -> str:
+    def log(self, tail: int | None = 4000) -> str:
+        """The end of the server's output (all of it with ``tail=None``)."""
         try:
-            return self.log_path.read_text(errors="replace")[-4000:]
+            text = self.log_path.read_text(errors="replace")
+            return text if tail is None else text[-tail:]
         except FileNotFoundError:
             return "(no log)"
 
