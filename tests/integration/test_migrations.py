@@ -8,8 +8,15 @@ from pathlib import Path
 import pytest
 
 from kpihub.errors import InvalidInput, StoreUnavailable
-from kpihub.storage.migrate import HEAD, current_revision, ensure_schema, head_revision, upgrade
-from kpihub.storage.urls import scheme
+from kpihub.storage.migrate import (
+    HEAD,
+    _config,
+    current_revision,
+    ensure_schema,
+    head_revision,
+    upgrade,
+)
+from kpihub.storage.urls import scheme, sqlalchemy_url
 from tests import databases
 
 TABLES = {
@@ -81,3 +88,45 @@ def test_a_missing_postgres_database_is_unavailable() -> None:
         current_revision(missing)
     assert missing in caught.value.message
     assert "kpihub_no_such_database" in caught.value.message
+
+
+def downgrade(url: str, revision: str) -> None:
+    import sqlalchemy as sa
+    from alembic import command
+
+    engine = sa.create_engine(sqlalchemy_url(url))
+    with engine.begin() as conn:
+        cfg = _config()
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
+    engine.dispose()
+
+
+def test_only_sqlite_has_a_staging_table(empty_database_url: str) -> None:
+    upgrade(empty_database_url)
+    assert ("data_points_incoming" in tables(empty_database_url)) == (
+        scheme(empty_database_url) == "sqlite"
+    )
+
+
+def test_downgrading_past_staging_keeps_the_staged_points(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    upgrade(url)
+    columns = (
+        "tenant_id, environment, type, context, element_id, kpi, object_type, value, units, "
+        "user_id, location_id, ts, date_from, date_to, batch_id, revision, updated_at"
+    )
+    staged = (1, "production", "pos", "sales", "7", "kpi", "number", 2.5, None, "u", None)
+    with sqlite3.connect(tmp_path / "k.db") as conn:
+        conn.execute(
+            f"INSERT INTO data_points_incoming ({columns}) VALUES ({', '.join('?' * 17)})",
+            (*staged, 100, None, None, "b1", 3, 1.0),
+        )
+
+    downgrade(url, "0004")
+
+    with sqlite3.connect(tmp_path / "k.db") as conn:
+        kept = conn.execute(f"SELECT {columns} FROM data_points").fetchall()
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    assert kept == [(*staged, 100, None, None, "b1", 3, 1.0)]
+    assert "data_points_incoming" not in names

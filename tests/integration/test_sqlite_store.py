@@ -18,6 +18,7 @@ from kpihub.domain import BatchCounts, Client, Environment, Tenant
 from kpihub.errors import StoreUnavailable
 from kpihub.storage.migrate import upgrade
 from kpihub.storage.sqlite import SqliteStorage
+from tests import databases
 from tests.integration.stores import render, update_same_elements, write
 
 pytestmark = pytest.mark.anyio
@@ -43,6 +44,8 @@ async def store(url: str) -> AsyncIterator[SqliteStorage]:
 def rows(store: SqliteStorage, sql: str, *params: object) -> list[tuple[object, ...]]:
     """Read through a connection of our own, as another process would."""
     with sqlite3.connect(store.path) as conn:
+        if "data_points" in sql:
+            databases.wait_merged(conn)
         return [tuple(r) for r in conn.execute(sql, params)]
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from kpihub.errors import InvalidInput, NotFound, StoreUnavailable
+from kpihub.storage._sqlite_staging import merge_copy
 from kpihub.storage.urls import sqlite_path
 
 BUSY_TIMEOUT = 10.0  # seconds to wait for a lock held by the server's writer
@@ -45,6 +46,8 @@ def backup(database_url: str, partial: Path) -> str | None:
             # One step (pages=-1): one read transaction, one consistent snapshot. In
             # several steps, every commit of the server would restart the copy.
             src.backup(dst)
+            # Points the server had staged, not merged yet, are in data_points in the copy.
+            merge_copy(dst)
             # A self-contained file: no -wal beside it, readable anywhere.
             dst.execute("PRAGMA journal_mode = DELETE")
             return _revision(dst)

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 from kpihub import domain
 from kpihub.errors import Conflict, NotFound, StoreUnavailable
-from kpihub.storage import _dashboard_sql, _sql
+from kpihub.storage import _dashboard_sql, _sql, _sqlite_staging
 from kpihub.storage._client_updates import ClientUpdates
 from kpihub.storage._dashboard_sql import USER_COLUMNS
 from kpihub.storage.base import NullObserver, RenderAck, StoreObserver
@@ -39,31 +39,11 @@ T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
 BACKEND = "sqlite"
 
-_ROW_PLACEHOLDER = "(" + ",".join("?" * len(_sql.POINT_COLUMNS.split(","))) + ")"
-# Chunks are powers of two so only a handful of distinct statements exist and all
-# stay in sqlite3's statement cache.
-_CHUNK_SIZES = (512, 256, 128, 64, 32, 16, 8, 4, 2, 1)
-_CHANGED = " OR ".join(f"data_points.{c} IS NOT excluded.{c}" for c in _sql.COMPARED)
-
-
-def _upsert_sql(rows: int) -> str:
-    return (
-        f"INSERT INTO data_points ({_sql.POINT_COLUMNS}) VALUES "
-        + ",".join([_ROW_PLACEHOLDER] * rows)
-        + _sql.UPSERT_CONFLICT
-        + _CHANGED
-        + " RETURNING revision"
-    )
-
-
-_UPSERT_SQL = {n: _upsert_sql(n) for n in _CHUNK_SIZES}
-
 
 def _qmark(_: int) -> str:
     return "?"
 
 
-_INSERT_BATCH = _sql.insert_batch_sql(_qmark)
 _INSERT_RECORD = _sql.insert_record_sql(_qmark)
 _INSERT_CLIENT = _sql.insert_client_sql(_qmark)
 _INSERT_USER = _dashboard_sql.insert_user_sql(_qmark)
@@ -113,7 +93,12 @@ class _Checkpointer(threading.Thread):
 
 
 class _Writer(threading.Thread):
-    """Owns the write connection; commits queued jobs in groups."""
+    """Owns the write connection; commits queued jobs in groups, merges staged points.
+
+    See ``_sqlite_staging`` for why accepted points are staged first. ``staged`` is
+    this writer's own count of rows staged since its last merge; it only decides when
+    to merge (a read merges whatever any process staged).
+    """
 
     MAX_GROUP = 256
 
@@ -122,6 +107,34 @@ class _Writer(threading.Thread):
         self._conn = conn
         self._observer = observer
         self._jobs: queue.SimpleQueue[tuple[Job, Future[Any]] | None] = queue.SimpleQueue()
+        self.staged = 0
+
+    def stage(
+        self, conn: sqlite3.Connection, write: domain.BatchWrite, render: RenderAck
+    ) -> tuple[domain.BatchCounts, bytes] | None:
+        result = _sqlite_staging.stage_batch(conn, write, render)
+        if result is not None:
+            self.staged += result[0].created + result[0].updated
+        return result
+
+    def merge(self, conn: sqlite3.Connection) -> int:
+        moved = _sqlite_staging.merge(conn)
+        self.staged = 0
+        return moved
+
+    def _merge_alone(self, conn: sqlite3.Connection) -> None:
+        """A merge in a transaction of its own; on failure the rows stay staged (and
+        durable) and the next trigger tries again."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            self.merge(conn)
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._observer.store_failed(BACKEND, exc)
+            with contextlib.suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            self.staged = max(self.staged, 1)
 
     def submit(self, job: Job) -> Future[Any]:
         fut: Future[Any] = Future()
@@ -135,8 +148,21 @@ class _Writer(threading.Thread):
     def run(self) -> None:
         conn = self._conn
         stopping = False
+        # What a crash left staged is merged as soon as the writer is idle. Before the
+        # schema exists (a store started to be migrated) there is nothing to merge.
+        with contextlib.suppress(sqlite3.Error):
+            if conn.execute(_sqlite_staging.HAS_STAGED_SQL).fetchone():
+                self.staged = 1
         while not stopping:
-            first = self._jobs.get()
+            try:
+                first = (
+                    self._jobs.get(timeout=_sqlite_staging.MERGE_IDLE)
+                    if self.staged
+                    else self._jobs.get()
+                )
+            except queue.Empty:
+                self._merge_alone(conn)
+                continue
             if first is None:
                 break
             group = [first]
@@ -150,6 +176,10 @@ class _Writer(threading.Thread):
                     break
                 group.append(item)
             self._run_group(conn, group)
+            if self.staged >= _sqlite_staging.MERGE_ROWS:
+                self._merge_alone(conn)
+        # A clean stop leaves nothing staged (a crash's leftovers merge on the next start).
+        self._merge_alone(conn)
         conn.close()
 
     def _run_group(self, conn: sqlite3.Connection, group: list[tuple[Job, Future[Any]]]) -> None:
@@ -168,6 +198,7 @@ class _Writer(threading.Thread):
             for _, fut in group:
                 if not fut.done():
                     fut.set_exception(StoreUnavailable(f"The database write failed: {exc}"))
+            self.staged = max(self.staged, 1)  # unknown now: merge when idle
 
     def _commit_group(self, conn: sqlite3.Connection, group: list[tuple[Job, Future[Any]]]) -> None:
         results: list[tuple[Future[Any], bool, Any]] = []
@@ -286,8 +317,7 @@ class SqliteStorage(ClientUpdates):
         would stall every other request for its duration. Each job gets a connection
         of its own from a small pool, so concurrent queries do not share a cursor.
         """
-        if self._read is None:
-            raise StoreUnavailable("The store is not started.")
+        await self._settle()
         conn = self._query_conns.pop() if self._query_conns else self._connect()
         try:
             return await asyncio.to_thread(job, conn)
@@ -304,6 +334,22 @@ class SqliteStorage(ClientUpdates):
 
     def _one(self, sql: str, *params: Any) -> Any:
         return self._reader().execute(sql, params).fetchone()
+
+    async def _settle(self) -> None:
+        """Merge staged points (this process's or another's) before a read of points,
+        so that it sees every acknowledged element."""
+        try:
+            staged = self._one(_sqlite_staging.HAS_STAGED_SQL) is not None
+        except sqlite3.Error as exc:
+            self._observer.store_failed(BACKEND, exc)
+            raise StoreUnavailable(
+                f"The SQLite database {self.path} cannot be read: {exc}"
+            ) from exc
+        if staged:
+            writer = self._writer
+            if writer is None:
+                raise StoreUnavailable("The store is not started.")
+            await self._write(writer.merge)
 
     # -- tenants and integrations --------------------------------------------------
 
@@ -471,7 +517,10 @@ class SqliteStorage(ClientUpdates):
     async def ingest(
         self, write: domain.BatchWrite, render: RenderAck
     ) -> tuple[domain.BatchCounts, bytes] | None:
-        return await self._write(lambda conn: _apply_batch(conn, write, render))
+        writer = self._writer
+        if writer is None:
+            raise StoreUnavailable("The store is not started.")
+        return await self._write(lambda conn: writer.stage(conn, write, render))
 
     async def idempotent_response(
         self, client_pk: int, key: str, since: int
@@ -525,6 +574,7 @@ class SqliteStorage(ClientUpdates):
                 return total
 
     async def count_points(self, tenant_id: int, environment: domain.Environment) -> int:
+        await self._settle()
         row = self._one(
             "SELECT COUNT(*) FROM data_points WHERE tenant_id = ? AND environment = ?",
             tenant_id,
@@ -715,81 +765,6 @@ def _delete_old_points(
         [(tenant_id, environment.value, type_, context, element_id) for type_, element_id in keys],
     )
     return len(keys)
-
-
-def _chunks(points: list[domain.DataPoint]) -> list[tuple[int, int]]:
-    """(start, size) pairs covering ``points`` with sizes from ``_CHUNK_SIZES``."""
-    out: list[tuple[int, int]] = []
-    start, left = 0, len(points)
-    for size in _CHUNK_SIZES:
-        while left >= size:
-            out.append((start, size))
-            start += size
-            left -= size
-    return out
-
-
-def _apply_batch(
-    conn: sqlite3.Connection, write: domain.BatchWrite, render: RenderAck
-) -> tuple[domain.BatchCounts, bytes] | None:
-    if (
-        write.idempotency_key is not None
-        and conn.execute(
-            "SELECT 1 FROM idempotency_keys WHERE client_pk = ? AND key = ? AND created_at >= ?",
-            (write.client_pk, write.idempotency_key, write.idempotency_since),
-        ).fetchone()
-    ):
-        # A concurrent request with the same key won the race; the caller replays it.
-        return None
-    batch = write.batch
-    points = batch.points
-    head = (write.tenant_id, write.environment.value, batch.type, batch.context)
-    tail = (write.batch_id, write.received_at)
-    created = updated = 0
-    for start, size in _chunks(points):
-        params: list[Any] = []
-        for p in points[start : start + size]:
-            params += head
-            params += (
-                p.element_id,
-                p.kpi,
-                p.object_type,
-                p.value,
-                p.units,
-                p.user_id,
-                p.location_id,
-                p.timestamp,
-                p.date_from,
-                p.date_to,
-            )
-            params += tail
-        for (revision,) in conn.execute(_UPSERT_SQL[size], params):
-            if revision == 1:
-                created += 1
-            else:
-                updated += 1
-    counts = domain.BatchCounts(
-        received=len(points),
-        created=created,
-        updated=updated,
-        unchanged=len(points) - created - updated,
-    )
-    conn.execute(_INSERT_BATCH, _sql.batch_values(write, counts))
-    body = render(counts)
-    if write.idempotency_key is not None:
-        conn.execute(
-            # An expired record of the same key (not purged yet) is replaced.
-            "INSERT OR REPLACE INTO idempotency_keys "
-            "(client_pk, key, request_hash, status, body, created_at) VALUES (?, ?, ?, 200, ?, ?)",
-            (
-                write.client_pk,
-                write.idempotency_key,
-                write.request_hash,
-                body,
-                int(write.received_at),
-            ),
-        )
-    return counts, body
 
 
 def _insert_record(conn: sqlite3.Connection, r: domain.RequestRecord) -> None:

@@ -1,0 +1,206 @@
+"""SQLite's write-behind staging: accepted points wait in data_points_incoming, then merge.
+
+Whatever the state of a point (staged, merged, staged by another process), the counts
+of a batch and every read must be what a store writing data_points directly gives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from kpihub.domain import BatchCounts, Client, Environment, PointFilter, Tenant
+from kpihub.storage import _sqlite_staging
+from kpihub.storage.migrate import upgrade
+from kpihub.storage.sqlite import SqliteStorage
+from tests.integration.stores import render, write
+
+pytestmark = pytest.mark.anyio
+
+STAGING = _sqlite_staging.STAGING
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def no_idle_merge(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Staged points stay staged until a read or the size trigger merges them."""
+    monkeypatch.setattr(_sqlite_staging, "MERGE_IDLE", 3600.0)
+
+
+async def started(url: str) -> SqliteStorage:
+    storage = SqliteStorage(url, synchronous="normal")
+    await storage.start()
+    return storage
+
+
+@pytest.fixture
+async def store(url: str, no_idle_merge: None) -> AsyncIterator[SqliteStorage]:
+    storage = await started(url)
+    try:
+        yield storage
+    finally:
+        await storage.close()
+
+
+def raw(path: Path, sql: str) -> list[tuple[object, ...]]:
+    """What the file holds right now, merged or not (no waiting)."""
+    with sqlite3.connect(path) as conn:
+        return [tuple(r) for r in conn.execute(sql)]
+
+
+def counts(created: int = 0, updated: int = 0, unchanged: int = 0) -> BatchCounts:
+    return BatchCounts(created + updated + unchanged, created, updated, unchanged)
+
+
+def every_point(tenant: Tenant) -> PointFilter:
+    return PointFilter(tenant_id=tenant.id, environment=Environment.TESTING)
+
+
+async def ingest(
+    store: SqliteStorage, tenant: Tenant, client: Client, batch: str, ids: list[str], value: float
+) -> BatchCounts:
+    result = await store.ingest(write(tenant, client, batch, ids, value=value), render)
+    assert result is not None
+    return result[0]
+
+
+async def test_an_accepted_batch_is_staged_then_merged_by_a_read(
+    store: SqliteStorage, tenant: Tenant, client: Client
+) -> None:
+    assert await ingest(store, tenant, client, "b1", ["1", "2"], 1.0) == counts(created=2)
+
+    assert raw(store.path, f"SELECT element_id, revision FROM {STAGING} ORDER BY 1") == [
+        ("1", 1),
+        ("2", 1),
+    ]
+    assert raw(store.path, "SELECT COUNT(*) FROM data_points") == [(0,)]
+
+    found = await store.find_points(every_point(tenant), after=None, descending=False, limit=10)
+
+    assert sorted(p.element_id for p in found) == ["1", "2"]
+    assert raw(store.path, f"SELECT COUNT(*) FROM {STAGING}") == [(0,)]
+    assert raw(store.path, "SELECT element_id, value, revision FROM data_points ORDER BY 1") == [
+        ("1", 1.0, 1),
+        ("2", 1.0, 1),
+    ]
+
+
+async def test_counts_and_revisions_are_the_same_staged_or_merged(
+    store: SqliteStorage, tenant: Tenant, client: Client
+) -> None:
+    await ingest(store, tenant, client, "b1", ["1", "2"], 1.0)
+    # Against staged rows: one unchanged, one changed, one new.
+    assert await ingest(store, tenant, client, "b2", ["1"], 1.0) == counts(unchanged=1)
+    assert await ingest(store, tenant, client, "b3", ["2", "3"], 2.0) == counts(1, 1)
+    assert await store.count_points(tenant.id, Environment.TESTING) == 3  # merges
+    # Against merged rows, and a row both merged and staged again.
+    assert await ingest(store, tenant, client, "b4", ["1", "2"], 2.0) == counts(0, 1, 1)
+    assert await ingest(store, tenant, client, "b5", ["1"], 5.0) == counts(updated=1)
+    assert raw(store.path, f"SELECT element_id, value, revision FROM {STAGING} ORDER BY 1") == [
+        ("1", 5.0, 3)
+    ]
+    assert await store.count_points(tenant.id, Environment.TESTING) == 3
+    assert raw(
+        store.path, "SELECT element_id, value, revision, batch_id FROM data_points ORDER BY 1"
+    ) == [("1", 5.0, 3, "b5"), ("2", 2.0, 2, "b3"), ("3", 2.0, 1, "b3")]
+
+
+async def test_the_writer_merges_when_enough_rows_are_staged(
+    store: SqliteStorage, tenant: Tenant, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_sqlite_staging, "MERGE_ROWS", 10)
+    await ingest(store, tenant, client, "b1", [str(i) for i in range(6)], 1.0)
+    assert raw(store.path, f"SELECT COUNT(*) FROM {STAGING}") == [(6,)]
+
+    await ingest(store, tenant, client, "b2", [str(i) for i in range(6, 12)], 1.0)
+
+    for _ in range(500):  # the merge follows the commit that crossed the threshold
+        if raw(store.path, f"SELECT COUNT(*) FROM {STAGING}") == [(0,)]:
+            break
+        await asyncio.sleep(0.01)
+    assert raw(store.path, "SELECT COUNT(*) FROM data_points") == [(12,)]
+    assert raw(store.path, f"SELECT COUNT(*) FROM {STAGING}") == [(0,)]
+
+
+async def test_the_writer_merges_when_idle(
+    url: str, tenant: Tenant, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_sqlite_staging, "MERGE_IDLE", 0.05)
+    store = await started(url)
+    try:
+        await ingest(store, tenant, client, "b1", ["1"], 1.0)
+        for _ in range(500):
+            if raw(store.path, "SELECT COUNT(*) FROM data_points") == [(1,)]:
+                break
+            await asyncio.sleep(0.01)
+        assert raw(store.path, f"SELECT COUNT(*) FROM {STAGING}") == [(0,)]
+        assert raw(store.path, "SELECT COUNT(*) FROM data_points") == [(1,)]
+    finally:
+        await store.close()
+
+
+async def test_a_clean_stop_merges_everything(url: str, tenant: Tenant, client: Client) -> None:
+    store = await started(url)
+    await ingest(store, tenant, client, "b1", ["1", "2"], 1.0)
+    await store.close()
+
+    assert raw(store.path, f"SELECT COUNT(*) FROM {STAGING}") == [(0,)]
+    assert raw(store.path, "SELECT COUNT(*) FROM data_points") == [(2,)]
+
+
+async def test_points_a_crash_left_staged_are_merged_after_a_restart(
+    store: SqliteStorage,
+    tenant: Tenant,
+    client: Client,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    crashed_copy = tmp_path / "crashed.db"
+    await ingest(store, tenant, client, "b1", ["1", "2"], 1.0)
+    # The file as a SIGKILL would leave it: committed, staged, not merged.
+    with sqlite3.connect(store.path) as src, sqlite3.connect(crashed_copy) as dst:
+        src.backup(dst)
+    assert raw(crashed_copy, f"SELECT COUNT(*) FROM {STAGING}") == [(2,)]
+
+    monkeypatch.setattr(_sqlite_staging, "MERGE_IDLE", 0.05)
+    restarted = await started(f"sqlite:///{crashed_copy}")
+    try:
+        for _ in range(500):
+            if raw(crashed_copy, f"SELECT COUNT(*) FROM {STAGING}") == [(0,)]:
+                break
+            await asyncio.sleep(0.01)
+        assert raw(crashed_copy, "SELECT element_id, revision FROM data_points ORDER BY 1") == [
+            ("1", 1),
+            ("2", 1),
+        ]
+    finally:
+        await restarted.close()
+
+
+async def test_a_second_process_counts_against_what_the_first_staged(
+    url: str, store: SqliteStorage, tenant: Tenant, client: Client
+) -> None:
+    await ingest(store, tenant, client, "b1", ["1", "2"], 1.0)
+    other = await started(url)
+    try:
+        assert await ingest(other, tenant, client, "b2", ["1", "2", "3"], 1.0) == counts(1, 0, 2)
+        assert await ingest(other, tenant, client, "b3", ["2"], 7.0) == counts(updated=1)
+        # Either process's read merges both processes' staged rows.
+        assert await store.count_points(tenant.id, Environment.TESTING) == 3
+    finally:
+        await other.close()
+    assert raw(store.path, "SELECT element_id, value, revision FROM data_points ORDER BY 1") == [
+        ("1", 1.0, 1),
+        ("2", 7.0, 2),
+        ("3", 1.0, 1),
+    ]
