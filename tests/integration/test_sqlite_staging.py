@@ -24,19 +24,6 @@ pytestmark = pytest.mark.anyio
 STAGING = _sqlite_staging.STAGING
 
 
-@pytest.fixture
-def url(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'store.db'}"
-    upgrade(url)
-    return url
-
-
-@pytest.fixture
-def no_idle_merge(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Staged points stay staged until a read or the size trigger merges them."""
-    monkeypatch.setattr(_sqlite_staging, "MERGE_IDLE", 3600.0)
-
-
 async def started(url: str) -> SqliteStorage:
     storage = SqliteStorage(url, synchronous="normal")
     await storage.start()
@@ -44,12 +31,20 @@ async def started(url: str) -> SqliteStorage:
 
 
 @pytest.fixture
-async def store(url: str, no_idle_merge: None) -> AsyncIterator[SqliteStorage]:
+async def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SqliteStorage]:
+    """A store whose staged points stay staged until a read or the size trigger."""
+    monkeypatch.setattr(_sqlite_staging, "MERGE_IDLE", 3600.0)
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    upgrade(url)
     storage = await started(url)
     try:
         yield storage
     finally:
         await storage.close()
+
+
+def url_of(store: SqliteStorage) -> str:
+    return f"sqlite:///{store.path}"
 
 
 def raw(path: Path, sql: str) -> list[tuple[object, ...]]:
@@ -133,10 +128,10 @@ async def test_the_writer_merges_when_enough_rows_are_staged(
 
 
 async def test_the_writer_merges_when_idle(
-    url: str, tenant: Tenant, client: Client, monkeypatch: pytest.MonkeyPatch
+    store: SqliteStorage, tenant: Tenant, client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(_sqlite_staging, "MERGE_IDLE", 0.05)
-    store = await started(url)
+    store = await started(url_of(store))  # a second store, on the default
     try:
         await ingest(store, tenant, client, "b1", ["1"], 1.0)
         for _ in range(500):
@@ -149,8 +144,10 @@ async def test_the_writer_merges_when_idle(
         await store.close()
 
 
-async def test_a_clean_stop_merges_everything(url: str, tenant: Tenant, client: Client) -> None:
-    store = await started(url)
+async def test_a_clean_stop_merges_everything(
+    store: SqliteStorage, tenant: Tenant, client: Client
+) -> None:
+    store = await started(url_of(store))
     await ingest(store, tenant, client, "b1", ["1", "2"], 1.0)
     await store.close()
 
@@ -188,10 +185,10 @@ async def test_points_a_crash_left_staged_are_merged_after_a_restart(
 
 
 async def test_a_second_process_counts_against_what_the_first_staged(
-    url: str, store: SqliteStorage, tenant: Tenant, client: Client
+    store: SqliteStorage, tenant: Tenant, client: Client
 ) -> None:
     await ingest(store, tenant, client, "b1", ["1", "2"], 1.0)
-    other = await started(url)
+    other = await started(url_of(store))
     try:
         assert await ingest(other, tenant, client, "b2", ["1", "2", "3"], 1.0) == counts(1, 0, 2)
         assert await ingest(other, tenant, client, "b3", ["2"], 7.0) == counts(updated=1)

@@ -43,9 +43,9 @@ async def store(url: str) -> AsyncIterator[SqliteStorage]:
 
 def rows(store: SqliteStorage, sql: str, *params: object) -> list[tuple[object, ...]]:
     """Read through a connection of our own, as another process would."""
+    if "data_points" in sql:
+        databases.wait_merged(store.path)
     with sqlite3.connect(store.path) as conn:
-        if "data_points" in sql:
-            databases.wait_merged(conn)
         return [tuple(r) for r in conn.execute(sql, params)]
 
 

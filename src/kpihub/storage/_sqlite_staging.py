@@ -23,6 +23,7 @@ it has been merged or not, and a restart merges what a crash left staged.
 from __future__ import annotations
 
 import json
+import operator
 import sqlite3
 from typing import Any
 
@@ -66,6 +67,8 @@ _MERGE_SQL = (
     + ", revision = excluded.revision"
 )
 HAS_STAGED_SQL = f"SELECT 1 FROM {STAGING} LIMIT 1"
+# A point's values in _sql.COMPARED order (its timestamp is the ts column).
+_compared_of = operator.attrgetter(*("timestamp" if c == "ts" else c for c in _sql.COMPARED))
 
 
 def _qmark(_: int) -> str:
@@ -99,17 +102,7 @@ def stage_batch(
     rows: list[tuple[Any, ...]] = []
     updated = 0
     for p in points:
-        compared = (
-            p.kpi,
-            p.object_type,
-            p.value,
-            p.units,
-            p.user_id,
-            p.location_id,
-            p.timestamp,
-            p.date_from,
-            p.date_to,
-        )
+        compared = _compared_of(p)
         prior = priors.get(p.element_id)
         if prior is None:
             revision = 1

@@ -9,7 +9,6 @@ Revision ID: 0005
 Revises: 0004
 """
 
-import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
@@ -27,30 +26,20 @@ def _sqlite() -> bool:
 def upgrade() -> None:
     if not _sqlite():
         return
-    op.create_table(
-        TABLE,
-        sa.Column("tenant_id", sa.Integer, nullable=False),
-        sa.Column("environment", sa.Text, nullable=False),
-        sa.Column("type", sa.Text, nullable=False),
-        sa.Column("context", sa.Text, nullable=False),
-        sa.Column("element_id", sa.Text, nullable=False),
-        sa.Column("kpi", sa.Text, nullable=False),
-        sa.Column("object_type", sa.Text, nullable=False),
-        sa.Column("value", sa.Float, nullable=False),
-        sa.Column("units", sa.Text, nullable=True),
-        sa.Column("user_id", sa.Text, nullable=True),
-        sa.Column("location_id", sa.Text, nullable=True),
-        sa.Column("ts", sa.BigInteger, nullable=False),
-        sa.Column("date_from", sa.BigInteger, nullable=True),
-        sa.Column("date_to", sa.BigInteger, nullable=True),
-        sa.Column("batch_id", sa.Text, nullable=False),
-        sa.Column("revision", sa.Integer, nullable=False),
-        sa.Column("updated_at", sa.Float, nullable=False),
-        sa.PrimaryKeyConstraint(
-            "tenant_id", "environment", "type", "context", "element_id", name="pk_" + TABLE
-        ),
-        sqlite_with_rowid=False,
+    # The same columns and primary key as data_points, whatever they are at this point;
+    # no secondary index comes with them.
+    (ddl,) = (
+        op.get_bind()
+        .exec_driver_sql(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'data_points'"
+        )
+        .one()
     )
+    staging = ddl.replace("CREATE TABLE data_points", f"CREATE TABLE {TABLE}", 1).replace(
+        "CONSTRAINT pk_data_points", f"CONSTRAINT pk_{TABLE}", 1
+    )
+    assert staging != ddl, ddl
+    op.execute(staging)
 
 
 def downgrade() -> None:
