@@ -15,7 +15,8 @@ groups of up to 8):
   write path before migration 0005;
 - **staged**: what the store does now (``storage/_sqlite_staging.py``): counts against
   both tables, the rows into ``data_points_incoming``, a merge into ``data_points``
-  whenever ``MERGE_ROWS`` rows are staged and once at the end (included in the time).
+  whenever ``merge_due`` says so, as the writer does, and once at the end (included in
+  the time).
 
 Prints µs per element (median of ``--runs``), the WAL pages one group commit writes
 (counted on a separate pass by checkpointing after every commit; for staged, the pages
@@ -127,6 +128,7 @@ def run(
     staged_rows = 0
     started = last_checkpoint = time.perf_counter()
     for g in range(0, len(writes), group):
+        before = staged_rows
         conn.execute("BEGIN IMMEDIATE")
         for write in writes[g : g + group]:
             conn.execute("SAVEPOINT job")
@@ -139,7 +141,7 @@ def run(
         if count_pages:
             pages += conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-        if merging and staged_rows >= _sqlite_staging.MERGE_ROWS:
+        if merging and _sqlite_staging.merge_due(staged_rows, staged_rows - before):
             conn.execute("BEGIN IMMEDIATE")
             _sqlite_staging.merge(conn)
             conn.execute("COMMIT")
@@ -169,8 +171,8 @@ def main() -> None:
     paths: dict[str, tuple[WritePath, bool]] = {"direct": (direct, False), "staged": (staged, True)}
     print(
         f"SQLite writer alone: {elements:,} elements in {args.batch}-element batches, "
-        f"{args.group} batches per commit, synchronous=full, MERGE_ROWS="
-        f"{_sqlite_staging.MERGE_ROWS:,}; {args.runs} runs per path, alternating"
+        f"{args.group} batches per commit, synchronous=full; {args.runs} runs per path, "
+        "alternating"
     )
     timings: dict[str, list[float]] = {name: [] for name in paths}
     with tempfile.TemporaryDirectory(prefix="kpihub-staging-") as tmp:

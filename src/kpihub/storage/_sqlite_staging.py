@@ -11,7 +11,7 @@ columns and primary key but no time index, whose pages fill in arrival order. It
 elements are counted as created / updated / unchanged against both tables before
 they are staged, and the staged row carries its final revision, so a staged row is
 exactly what ``data_points`` will hold. The writer moves the staged rows into
-``data_points`` in one statement (a *merge*) when about ``MERGE_ROWS`` are waiting,
+``data_points`` in one statement (a *merge*) when enough are waiting (``merge_due``),
 when no batch has arrived for ``MERGE_IDLE`` seconds, and before any read of the
 points (``SqliteStorage`` settles first), so a read never misses an acknowledged
 element. A merge of thousands of rows dirties the same few hundred index pages once.
@@ -32,8 +32,11 @@ from kpihub.storage import _sql
 from kpihub.storage.base import RenderAck
 
 STAGING = "data_points_incoming"
-MERGE_ROWS = 16_384
-"""Staged rows that make the writer merge after a group commit (about 60 ms of work)."""
+MERGE_ROWS = 2_048
+"""The fewest staged rows that make the writer merge after a group commit."""
+MERGE_ROWS_MAX = 16_384
+MERGE_GROUPS = 2
+"""With big groups the threshold grows to this many groups' rows (up to MERGE_ROWS_MAX)."""
 MERGE_IDLE = 0.05
 """Seconds without a write after which the writer merges whatever is staged."""
 
@@ -76,6 +79,18 @@ def _qmark(_: int) -> str:
 
 
 _INSERT_BATCH = _sql.insert_batch_sql(_qmark)
+
+
+def merge_due(staged: int, last_group: int) -> bool:
+    """Whether the writer merges now, after a group commit that staged ``last_group`` rows.
+
+    A bigger merge dirties each time-index page for more rows, but every request queued
+    meanwhile waits for it. So the threshold follows the groups: MERGE_ROWS when
+    requests are small (a merge pause of a few milliseconds), MERGE_GROUPS groups' worth
+    when they are big (a pause of the order of a group's own commit), MERGE_ROWS_MAX at
+    most.
+    """
+    return staged >= min(MERGE_ROWS_MAX, max(MERGE_ROWS, MERGE_GROUPS * last_group))
 
 
 def stage_batch(

@@ -175,8 +175,9 @@ class _Writer(threading.Thread):
                     stopping = True
                     break
                 group.append(item)
+            before = self.staged
             self._run_group(conn, group)
-            if self.staged >= _sqlite_staging.MERGE_ROWS:
+            if _sqlite_staging.merge_due(self.staged, self.staged - before):
                 self._merge_alone(conn)
         # A clean stop leaves nothing staged (a crash's leftovers merge on the next start).
         self._merge_alone(conn)
