@@ -171,3 +171,18 @@ async def test_the_writer_survives_a_job_that_ends_the_transaction(
     assert result is not None
     assert rows(store, "SELECT id FROM batches ORDER BY id") == [("blocker",), ("next",)]
     assert await store.count_points(tenant.id, Environment.TESTING) == 2
+
+
+async def test_an_inline_read_that_fails_is_a_store_outage(
+    store: SqliteStorage, tenant: Tenant, client: Client
+) -> None:
+    # What another process can do to the file under a running server.
+    with sqlite3.connect(store.path) as other:
+        other.execute("DROP TABLE revoked_tokens")
+
+    with pytest.raises(StoreUnavailable, match="cannot be read: no such table: revoked_tokens"):
+        await store.bearer_context(tenant.name, client.client_id, "some-jti")
+    with pytest.raises(StoreUnavailable, match="cannot be read"):
+        await store.is_token_revoked("some-jti")
+    # Reads that do not touch the missing table still work.
+    assert (await store.get_tenant(tenant.name)) == tenant

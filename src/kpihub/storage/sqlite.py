@@ -292,13 +292,11 @@ class SqliteStorage(ClientUpdates):
         return _connect(self.path, self._synchronous, self._busy_timeout)
 
     async def ping(self) -> None:
-        try:
-            self._reader().execute("SELECT 1 FROM tenants LIMIT 1").fetchall()
-        except sqlite3.Error as exc:
-            self._observer.store_failed(BACKEND, exc)
-            raise StoreUnavailable(
-                f"The SQLite database {self.path} cannot be read: {exc}"
-            ) from exc
+        self._one("SELECT 1 FROM tenants LIMIT 1")
+
+    def _unreadable(self, exc: sqlite3.Error) -> StoreUnavailable:
+        self._observer.store_failed(BACKEND, exc)
+        return StoreUnavailable(f"The SQLite database {self.path} cannot be read: {exc}")
 
     def _reader(self) -> sqlite3.Connection:
         if self._read is None:
@@ -323,10 +321,7 @@ class SqliteStorage(ClientUpdates):
         try:
             return await asyncio.to_thread(job, conn)
         except sqlite3.Error as exc:
-            self._observer.store_failed(BACKEND, exc)
-            raise StoreUnavailable(
-                f"The SQLite database {self.path} cannot be read: {exc}"
-            ) from exc
+            raise self._unreadable(exc) from exc
         finally:
             if self._read is None:
                 conn.close()
@@ -334,19 +329,16 @@ class SqliteStorage(ClientUpdates):
                 self._query_conns.append(conn)
 
     def _one(self, sql: str, *params: Any) -> Any:
-        return self._reader().execute(sql, params).fetchone()
+        """One row of a point read, inline on the caller's thread (503 if it fails)."""
+        try:
+            return self._reader().execute(sql, params).fetchone()
+        except sqlite3.Error as exc:
+            raise self._unreadable(exc) from exc
 
     async def _settle(self) -> None:
         """Merge staged points (this process's or another's) before a read of points,
         so that it sees every acknowledged element."""
-        try:
-            staged = self._one(_sqlite_staging.HAS_STAGED_SQL) is not None
-        except sqlite3.Error as exc:
-            self._observer.store_failed(BACKEND, exc)
-            raise StoreUnavailable(
-                f"The SQLite database {self.path} cannot be read: {exc}"
-            ) from exc
-        if staged:
+        if self._one(_sqlite_staging.HAS_STAGED_SQL) is not None:
             writer = self._writer
             if writer is None:
                 raise StoreUnavailable("The store is not started.")
