@@ -25,6 +25,12 @@ from pathlib import Path
 KPIHUB = [sys.executable, "-m", "kpihub"]
 
 
+def empty_ack(counts: object) -> bytes:
+    """A store's ACK render for benches that call the store directly (importable by name,
+    as SQLite's writer process needs: not defined in a script's ``__main__``)."""
+    return b"{}"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

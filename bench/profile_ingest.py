@@ -37,9 +37,13 @@ CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
     ("validation", ("ingest/validate.py",)),
     ("JSON decoding", ("decode_json", "msgspec")),
     ("raw-body compression", ("zlib", "compress")),
-    ("storage: merges into data_points", ("merge (kpihub/storage/_sqlite_staging", "_merge_alone")),
+    ("storage: merges into data_points", ("merge (kpihub/storage/_sqlite_staging", "merge_alone")),
     ("storage: staging (counts + insert)", ("_sqlite_staging.py", "_sql.py")),
-    ("storage: commit (WAL write + fsync)", ("_commit_group (kpihub/storage/sqlite.py",)),
+    ("storage: commit (WAL write + fsync)", ("_commit_group (kpihub/storage/_sqlite_writer.py",)),
+    (
+        "storage: writer socket (pickle, send)",
+        ("_sqlite_link.py", "kpihub/storage/_sqlite_writer.py", "multiprocessing/connection"),
+    ),
     ("storage: reads on the event loop", ("SqliteStorage._one", "bearer_context")),
     ("storage: checkpoints", ("_Checkpointer",)),
     ("authentication + throttle", ("oauth/", "ratelimit.py", "limits/")),
@@ -101,7 +105,8 @@ def main() -> None:
             asyncio.run(load([server.port], requests[:warm], args.batch, args.concurrency, 2.0))
             raw = args.raw or Path(tmp) / "profile.txt"
             command = [spy, "record", "-p", str(server.pid), "-r", str(args.rate)]
-            command += ["-d", str(int(args.seconds)), "--threads", "-f", "raw", "-o", str(raw)]
+            command += ["-d", str(int(args.seconds)), "--threads", "--subprocesses"]
+            command += ["-f", "raw", "-o", str(raw)]
             profiler = subprocess.Popen(
                 command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import psycopg
 
+from bench.common import empty_ack
 from kpihub.domain import (
-    BatchCounts,
     BatchWrite,
     DataPoint,
     Environment,
@@ -48,10 +48,6 @@ NOW = 1_800_000_000
 GROUPS = [("sales", "revenue"), ("sales", "bonus"), ("hr", "hours"), ("hr", "absence")]
 WRITERS = 4
 TARGET_MAX_MS = 250.0
-
-
-def _render(counts: BatchCounts) -> bytes:
-    return b"{}"
 
 
 def _write(
@@ -89,7 +85,7 @@ async def seed(store: Storage, tenant_id: int, client_pk: int, points: int) -> N
                 for i in range(start, min(per_group, start + 10_000))
             ]
             await store.ingest(
-                _write(tenant_id, client_pk, uuid.uuid4().hex, context, batch), _render
+                _write(tenant_id, client_pk, uuid.uuid4().hex, context, batch), empty_ack
             )
 
 
@@ -121,7 +117,7 @@ async def writers(
             ]
             started = time.perf_counter()
             await store.ingest(
-                _write(tenant_id, client_pk, uuid.uuid4().hex, "sales", points), _render
+                _write(tenant_id, client_pk, uuid.uuid4().hex, "sales", points), empty_ack
             )
             latencies.append((time.perf_counter() - started) * 1000)
             seq += 1

@@ -75,7 +75,8 @@ def direct(conn: sqlite3.Connection, write: domain.BatchWrite) -> int:
 
 
 def staged(conn: sqlite3.Connection, write: domain.BatchWrite) -> int:
-    result = _sqlite_staging.stage_batch(conn, write, lambda counts: b"")
+    points = _sqlite_staging.point_rows(write.batch.points)
+    result = _sqlite_staging.stage_batch(conn, write, points, lambda counts: b"")
     assert result is not None
     return result[0].created
 

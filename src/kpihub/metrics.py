@@ -101,8 +101,8 @@ class Metrics:
         for outcome in ("created", "updated", "unchanged"):
             self.elements_ingested.labels(outcome)
 
-    # The storage's StoreObserver (kpihub.storage.base): called by the backends, also
-    # from the SQLite writer thread (prometheus_client is thread-safe).
+    # The storage's StoreObserver (kpihub.storage.base): called by the backends (for
+    # SQLite, on the event loop, with what the writer process reported).
 
     def store_committed(self, backend: str, seconds: float) -> None:
         self.store_commit_duration.labels(backend).observe(seconds)

@@ -6,8 +6,12 @@ the API is called over real HTTP, so this is the path an operator and a vendor t
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import os
 import signal
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -165,3 +169,59 @@ def test_database_is_where_the_settings_say(cli: Kpihub, live: ServerProcess) ->
         assert cli.rows("SELECT identifier FROM integrations") == [(INTEGRATION,)]
     assert Path(cli.key_file).is_file()
     assert not (cli.directory / "kpihub.db").exists()
+
+
+def _writer_pid(server_pid: int) -> int:
+    """The SQLite writer process among the server's children."""
+    for task in Path(f"/proc/{server_pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            if b"kpihub.storage._sqlite_writer" in cmdline:
+                return int(child)
+    raise AssertionError(f"no SQLite writer process under {server_pid}")
+
+
+def _gone(pid: int, within: float = 5.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        # A child of the dead server is reaped by init; until then it is a zombie.
+        with contextlib.suppress(FileNotFoundError):
+            if Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z"):
+                return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_the_sqlite_writer_process_ends_with_its_server(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    cli = Kpihub(tmp_path)  # SQLite: PostgreSQL has no writer process
+    assert cli.database is not None
+    cli.run("tenant", "create", TENANT)
+    cli.run("integration", "create", "--tenant", TENANT, INTEGRATION)
+    creds = new_client(cli, TENANT)
+    server = cli.server(name="writer").start()
+    try:
+        with server.http(TENANT) as http:
+            token = get_token(http, creds)
+            assert counts(post_kpi(http, token, article_body("writer"))) == (6, 6, 0, 0)
+        assert server.proc is not None
+        writer = _writer_pid(server.proc.pid)
+
+        os.kill(server.proc.pid, sig)  # the server alone, not its process group
+        server.proc.wait(10)
+        assert _gone(writer), f"the writer {writer} outlived its server ({sig.name})"
+        if sig == signal.SIGTERM:  # a graceful stop merged what was staged
+            with sqlite3.connect(cli.database) as conn:
+                assert conn.execute("SELECT COUNT(*) FROM data_points_incoming").fetchone() == (0,)
+
+        server.start()
+        with server.http(TENANT) as http:
+            assert counts(post_kpi(http, token, article_body("writer"))) == (6, 0, 0, 6)
+    finally:
+        server.kill()

@@ -44,6 +44,11 @@ def render(counts: BatchCounts) -> bytes:
     return f"{counts.received}/{counts.created}/{counts.updated}/{counts.unchanged}".encode()
 
 
+def broken(counts: BatchCounts) -> bytes:
+    """A render that fails (module-level: SQLite's writer process unpickles it)."""
+    raise RuntimeError("render failed")
+
+
 async def update_same_elements(store: Storage, tenant: Tenant, client: Client) -> list[BatchCounts]:
     """Batches b0..b19, sent at once, each writing elements 0-9 with value n.
 

@@ -1,4 +1,4 @@
-"""SqliteStorage's own machinery: the writer thread, group commit, savepoints per batch.
+"""SqliteStorage's own machinery: the writer process, group commit, savepoints per batch.
 
 What every store must do (idempotency, admin rows, concurrency in general) is tested
 on SQLite and PostgreSQL alike in ``test_store.py``.
@@ -7,9 +7,13 @@ on SQLite and PostgreSQL alike in ``test_store.py``.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sqlite3
-import threading
+import sys
+import types
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -19,7 +23,8 @@ from kpihub.errors import StoreUnavailable
 from kpihub.storage.migrate import upgrade
 from kpihub.storage.sqlite import SqliteStorage
 from tests import databases
-from tests.integration.stores import render, update_same_elements, write
+from tests.integration import writer_jobs
+from tests.integration.stores import broken, render, update_same_elements, write
 
 pytestmark = pytest.mark.anyio
 
@@ -50,26 +55,22 @@ def rows(store: SqliteStorage, sql: str, *params: object) -> list[tuple[object, 
 
 
 class Blocker:
-    """An ingest whose render holds the writer thread, so later jobs queue up as one group."""
+    """An ingest whose render holds the writer process, so later jobs queue up as one group."""
 
     def __init__(self, store: SqliteStorage, tenant: Tenant, client: Client) -> None:
-        self.entered = threading.Event()
-        self.release = threading.Event()
+        self.entered = store.path.with_name("blocker-entered")
+        self.release = store.path.with_name("blocker-release")
+        hold = partial(writer_jobs.hold, self.entered, self.release)
         self.task = asyncio.ensure_future(
-            store.ingest(write(tenant, client, "blocker", ["b"]), self._hold)
+            store.ingest(write(tenant, client, "blocker", ["b"]), hold)
         )
 
-    def _hold(self, counts: BatchCounts) -> bytes:
-        self.entered.set()
-        assert self.release.wait(10)
-        return render(counts)
-
     async def holding(self) -> None:
-        assert await asyncio.to_thread(self.entered.wait, 10)
+        assert await asyncio.to_thread(writer_jobs.wait_until_exists, self.entered)
 
     async def let_go(self) -> None:
-        await asyncio.sleep(0.01)  # every task started so far has submitted its job
-        self.release.set()
+        await asyncio.sleep(0.05)  # every task started so far has sent its job
+        self.release.touch()
 
 
 # -- group commit ----------------------------------------------------------------------
@@ -115,9 +116,6 @@ async def test_a_failing_batch_rolls_back_alone(
     blocker = Blocker(store, tenant, client)
     await blocker.holding()
 
-    def broken(counts: BatchCounts) -> bytes:
-        raise RuntimeError("render failed")
-
     before = asyncio.ensure_future(
         store.ingest(write(tenant, client, "ok-1", ["a1", "a2"]), render)
     )
@@ -151,13 +149,9 @@ async def test_the_writer_survives_a_job_that_ends_the_transaction(
     blocker = Blocker(store, tenant, client)
     await blocker.holding()
 
-    def ends_transaction(conn: sqlite3.Connection) -> None:
-        conn.execute("ROLLBACK")
-        raise sqlite3.OperationalError("database or disk is full")
-
     # One group: a batch, the job that ends the transaction, another batch.
     victim = asyncio.ensure_future(store.ingest(write(tenant, client, "victim", ["v"]), render))
-    doomed = asyncio.ensure_future(store._write(ends_transaction))
+    doomed = asyncio.ensure_future(store._write(writer_jobs.ends_transaction))
     later = asyncio.ensure_future(store.ingest(write(tenant, client, "later", ["l"]), render))
     await blocker.let_go()
     assert await asyncio.wait_for(blocker.task, 5) is not None
@@ -186,3 +180,91 @@ async def test_an_inline_read_that_fails_is_a_store_outage(
         await store.is_token_revoked("some-jti")
     # Reads that do not touch the missing table still work.
     assert (await store.get_tenant(tenant.name)) == tenant
+
+
+# -- the writer process ----------------------------------------------------------------
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_writes_run_in_a_process_of_their_own(store: SqliteStorage) -> None:
+    assert store._writer is not None
+    pid = await store._write(writer_jobs.process_id)
+    assert pid == store._writer.pid
+    assert pid != os.getpid()
+
+
+async def test_big_jobs_and_answers_cross_whole(store: SqliteStorage) -> None:
+    data = os.urandom(3_000_000)  # many socket reads each way
+    answers = await asyncio.gather(
+        *(store._write(partial(writer_jobs.echo, data)) for _ in range(3))
+    )
+    assert answers == [data, data, data]
+
+
+async def test_an_error_that_cannot_cross_is_reported_as_a_write_failure(
+    store: SqliteStorage, tenant: Tenant, client: Client
+) -> None:
+    with pytest.raises(StoreUnavailable, match="cannot cross"):
+        await store._write(writer_jobs.raise_unpicklable)
+    assert await store.ingest(write(tenant, client, "after", ["a"]), render) is not None
+
+
+async def test_a_killed_writer_fails_what_it_held_and_the_next_write_starts_another(
+    store: SqliteStorage, tenant: Tenant, client: Client
+) -> None:
+    assert await store.ingest(write(tenant, client, "before", ["a"]), render) is not None
+    blocker = Blocker(store, tenant, client)
+    await blocker.holding()
+    waiting = asyncio.ensure_future(store.ingest(write(tenant, client, "lost", ["l"]), render))
+    await asyncio.sleep(0.05)
+    assert store._writer is not None and store._writer.pid is not None
+    old = store._writer.pid
+    os.kill(old, signal.SIGKILL)
+    for task in (blocker.task, waiting):
+        with pytest.raises(StoreUnavailable, match="writer process stopped"):
+            await asyncio.wait_for(task, 5)
+
+    assert await store.ingest(write(tenant, client, "after", ["n"]), render) is not None
+    assert store._writer.pid not in (None, old)
+    assert rows(store, "SELECT id FROM batches ORDER BY id") == [("after",), ("before",)]
+    assert await store.count_points(tenant.id, Environment.TESTING) == 2
+
+
+async def test_closing_the_store_merges_and_stops_its_writer(
+    store: SqliteStorage, tenant: Tenant, client: Client
+) -> None:
+    assert store._writer is not None and store._writer.pid is not None
+    pid = store._writer.pid
+    assert await store.ingest(write(tenant, client, "b", ["1", "2"]), render) is not None
+    await store.close()
+    assert not _alive(pid)
+    with sqlite3.connect(store.path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM data_points_incoming").fetchone() == (0,)
+        assert conn.execute("SELECT COUNT(*) FROM data_points").fetchone() == (2,)
+
+
+async def test_a_job_the_writer_cannot_import_fails_alone(
+    store: SqliteStorage, tenant: Tenant, client: Client
+) -> None:
+    # As a render defined in a script's __main__ would: the server has it, the writer not.
+    here_only = types.ModuleType("kpihub_tests_server_only")
+    exec("def render(counts):\n    return b'never'", here_only.__dict__)  # noqa: S102
+    sys.modules[here_only.__name__] = here_only
+    try:
+        lost = asyncio.ensure_future(
+            store.ingest(write(tenant, client, "x", ["x"]), here_only.render)
+        )
+        kept = asyncio.ensure_future(store.ingest(write(tenant, client, "k", ["k"]), render))
+        with pytest.raises(ModuleNotFoundError, match="kpihub_tests_server_only"):
+            await lost
+        assert await kept is not None
+    finally:
+        del sys.modules[here_only.__name__]
+    assert rows(store, "SELECT id FROM batches") == [("k",)]

@@ -30,7 +30,7 @@ from kpihub.settings import Settings
 from kpihub.storage import Storage, open_storage
 from kpihub.storage.migrate import upgrade
 from tests import databases
-from tests.integration.stores import RECEIVED_AT, render, update_same_elements, write
+from tests.integration.stores import RECEIVED_AT, broken, render, update_same_elements, write
 
 pytestmark = pytest.mark.anyio
 
@@ -141,9 +141,6 @@ async def test_overlapping_batches_in_any_order_all_commit(
 async def test_a_failing_render_writes_nothing(
     url: str, store: Storage, tenant: Tenant, client: Client
 ) -> None:
-    def broken(counts: BatchCounts) -> bytes:
-        raise RuntimeError("render failed")
-
     with pytest.raises(RuntimeError, match="render failed"):
         await store.ingest(write(tenant, client, "r", ["r1", "r2"]), broken)
     assert rows(url, "SELECT COUNT(*) FROM data_points") == [(0,)]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
 import time
 import zlib
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -31,6 +31,7 @@ from kpihub.oauth.bearer import Principal, authenticate
 from kpihub.ratelimit import rate_limit_headers
 from kpihub.services import Services, services
 from kpihub.settings import SUPPORTED_API_VERSIONS
+from kpihub.storage.base import RenderAck
 
 ENDPOINT = "kpi"
 log = logging.getLogger("kpihub.ingest")
@@ -80,21 +81,23 @@ def _idempotency_key(request: Request) -> str | None:
     return key
 
 
-def _ack(batch_id: str) -> Any:
-    def render(counts: BatchCounts) -> bytes:
-        return json_bytes(
-            {
-                "status": "ok",
-                "message": "Data received.",
-                "batch_id": batch_id,
-                "received": counts.received,
-                "created": counts.created,
-                "updated": counts.updated,
-                "unchanged": counts.unchanged,
-            }
-        )
+def _ack(batch_id: str) -> RenderAck:
+    # A partial of a module-level function: SQLite's writer process renders it.
+    return functools.partial(_ack_body, batch_id)
 
-    return render
+
+def _ack_body(batch_id: str, counts: BatchCounts) -> bytes:
+    return json_bytes(
+        {
+            "status": "ok",
+            "message": "Data received.",
+            "batch_id": batch_id,
+            "received": counts.received,
+            "created": counts.created,
+            "updated": counts.updated,
+            "unchanged": counts.unchanged,
+        }
+    )
 
 
 async def _replay(

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kpihub.errors import InvalidInput
-from kpihub.settings import Settings
 from kpihub.storage.base import NullObserver, Storage, StoreObserver
 from kpihub.storage.urls import postgres_dsn, scheme
+
+if TYPE_CHECKING:  # the SQLite writer process imports this package, and needs no settings
+    from kpihub.settings import Settings
 
 __all__ = ["Storage", "StoreObserver", "open_storage"]
 

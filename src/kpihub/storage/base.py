@@ -13,14 +13,15 @@ from kpihub.storage._sql import PURGE_CHUNK
 
 RenderAck = Callable[[domain.BatchCounts], bytes]
 """Builds the 200 body from the counts; runs inside the batch's transaction so an
-Idempotency-Key record holds exactly what the client was sent."""
+Idempotency-Key record holds exactly what the client was sent. Picklable (a module-level
+function or a ``functools.partial`` of one): SQLite's writer process runs it."""
 
 
 class StoreObserver(Protocol):
     """What a store reports as it works (the app's metrics implement it).
 
-    Called on whichever thread did the work (SQLite's writer thread, too): keep it cheap
-    and thread-safe.
+    Called where the store learns of the work: for SQLite, on the event loop when the
+    writer process's answer arrives. Keep it cheap and thread-safe.
     """
 
     def store_committed(self, backend: str, seconds: float) -> None:

@@ -1,0 +1,256 @@
+"""The SQLite writer process: owns the write connection, commits jobs in groups, merges.
+
+Why a process of its own: SQLite allows one writer at a time, so one writer serves
+every request, and it is busy: under load it runs all the time. As a thread of the
+server it shared the server's GIL with the event loop, and each statement it ran gave
+the GIL away and then waited for it (up to the 5 ms switch interval) behind the event
+loop's request handling, so neither of the two cores was ever fully used. As a
+process, the writer and the event loop each have a core and a GIL.
+
+How it works (``SqliteStorage`` starts it through ``_sqlite_link.WriterLink``):
+
+* Jobs arrive over a socket, pickled, framed as ``multiprocessing.connection`` frames
+  them: ``(job_id, kind, payload)``, the payload pickled on its own (so that one the
+  writer cannot unpickle fails that job only); ``None`` asks the writer to stop.
+  ``kind`` is ``CALL`` (``payload(conn)`` is a picklable job: a module-level function,
+  or a ``functools.partial`` of one), ``STAGE`` (``payload`` is what
+  ``_sqlite_staging.stage_batch`` takes after the connection) or ``MERGE``.
+* Group commit: the writer takes every job waiting (up to ``MAX_GROUP``) and commits
+  them in one transaction, so one fsync serves many requests. Each job runs inside its
+  own SAVEPOINT: a failing job is rolled back alone and the others still commit.
+* After the commit (never before) it sends one reply for the whole group:
+  ``(replies, events)``; a reply is ``(job_id, ok, value or exception)``, an event is
+  what the store's observer is told (``COMMITTED`` with seconds, ``FAILED`` with the
+  error). So no request is told its data is stored before COMMIT returned.
+* Staged points are merged (see ``_sqlite_staging``) when ``merge_due`` says so, after
+  ``MERGE_IDLE`` seconds without jobs, on a ``MERGE`` job, and before the writer exits.
+* The writer exits when asked to, or when the server's end of the socket closes (the
+  server stopped or was killed): jobs already received are committed first.
+
+    python -m kpihub.storage._sqlite_writer FD PATH SYNCHRONOUS BUSY_TIMEOUT
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pickle
+import signal
+import sqlite3
+import sys
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from kpihub.errors import StoreUnavailable
+from kpihub.storage import _sqlite_staging
+
+CALL, STAGE, MERGE = "call", "stage", "merge"
+COMMITTED, FAILED, READY = "committed", "failed", "ready"
+MAX_GROUP = 256
+
+Job = tuple[int, str, bytes]
+Reply = tuple[int, bool, Any]
+Event = tuple[str, Any]
+
+
+def connect(path: Path, synchronous: str, busy_timeout: float = 10.0) -> sqlite3.Connection:
+    conn = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, cached_statements=256
+    )
+    # How long to wait for another process's write lock (a backup, a CLI command).
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+class GroupWriter:
+    """Runs groups of jobs on the write connection; counts what it staged since a merge.
+
+    ``staged`` only decides when to merge (a read merges whatever any process staged).
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.staged = 0
+        self.events: list[Event] = []
+        # What a crash left staged is merged as soon as the writer is idle. Before the
+        # schema exists (a store started to be migrated) there is nothing to merge.
+        with contextlib.suppress(sqlite3.Error):
+            if conn.execute(_sqlite_staging.HAS_STAGED_SQL).fetchone():
+                self.staged = 1
+
+    def _failed(self, exc: BaseException) -> None:
+        self.events.append((FAILED, exc))
+
+    def _run(self, kind: str, blob: bytes) -> Any:
+        # Read here, inside the job's savepoint: a job the writer cannot import (a
+        # function of the server's ``__main__``, say) fails alone, like any job.
+        payload = pickle.loads(blob)  # noqa: S301 (our own server)
+        if kind == STAGE:
+            result = _sqlite_staging.stage_batch(self.conn, *payload)
+            if result is not None:
+                self.staged += result[0].created + result[0].updated
+            return result
+        if kind == MERGE:
+            return self.merge()
+        job: Callable[[sqlite3.Connection], Any] = payload
+        return job(self.conn)
+
+    def merge(self) -> int:
+        moved = _sqlite_staging.merge(self.conn)
+        self.staged = 0
+        return moved
+
+    def merge_alone(self) -> None:
+        """A merge in a transaction of its own; on failure the rows stay staged (and
+        durable) and the next trigger tries again."""
+        conn = self.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            self.merge()
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._failed(exc)
+            with contextlib.suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            self.staged = max(self.staged, 1)
+
+    def run_group(self, group: list[Job]) -> list[Reply]:
+        """Run ``group`` in one transaction; a reply for every job, whatever happens."""
+        before = self.staged
+        try:
+            replies = self._commit_group(group)
+        except BaseException as exc:
+            self._failed(exc)
+            with contextlib.suppress(sqlite3.Error):
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+            failure = StoreUnavailable(f"The database write failed: {exc}")
+            self.staged = max(self.staged, 1)  # unknown now: merge when idle
+            return [(job_id, False, failure) for job_id, _, _ in group]
+        if _sqlite_staging.merge_due(self.staged, self.staged - before):
+            self.merge_alone()
+        return replies
+
+    def _commit_group(self, group: list[Job]) -> list[Reply]:
+        conn = self.conn
+        began = time.perf_counter()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            self._failed(exc)
+            failure = StoreUnavailable(f"The database cannot be written: {exc}")
+            return [(job_id, False, failure) for job_id, _, _ in group]
+        replies: list[Reply] = []
+        for job_id, kind, blob in group:
+            conn.execute("SAVEPOINT job")
+            try:
+                value = self._run(kind, blob)
+            except Exception as exc:  # handed to the waiting request
+                # SQLite ends the whole transaction on some errors (SQLITE_FULL,
+                # IOERR, BUSY...); then there is no savepoint left, the group's
+                # earlier work is gone, and ROLLBACK TO raises: run_group fails
+                # every job of the group, none is told its data is stored.
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+                replies.append((job_id, False, exc))
+            else:
+                conn.execute("RELEASE job")
+                replies.append((job_id, True, value))
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._failed(exc)
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            failure = StoreUnavailable(f"The database commit failed: {exc}")
+            self.staged = max(self.staged, 1)
+            return [(job_id, False, failure) for job_id, _, _ in group]
+        self.events.append((COMMITTED, time.perf_counter() - began))
+        return replies
+
+
+def _picklable(value: Any) -> Any:
+    """``value``, or for an exception that cannot cross the socket, one that can."""
+    try:
+        pickle.dumps(value)
+    except Exception:
+        if isinstance(value, BaseException):
+            return StoreUnavailable(f"The database write failed: {value!r}")
+        raise
+    return value
+
+
+def _send(link: Connection, replies: list[Reply], events: list[Event]) -> None:
+    try:
+        message = pickle.dumps((replies, events), pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        replies = [(job_id, ok, _picklable(value)) for job_id, ok, value in replies]
+        events = [(kind, _picklable(value)) for kind, value in events]
+        message = pickle.dumps((replies, events), pickle.HIGHEST_PROTOCOL)
+    link.send_bytes(message)
+
+
+def serve(link: Connection, path: Path, synchronous: str, busy_timeout: float) -> None:
+    """The writer's loop, until asked to stop or the server's end of ``link`` closes."""
+    try:
+        conn = connect(path, synchronous, busy_timeout)
+        conn.execute("PRAGMA wal_autocheckpoint = 0")  # the server's checkpointer does it
+        conn.execute("PRAGMA cache_size = -65536")  # KiB: keeps hot index pages
+    except sqlite3.Error as exc:
+        link.send_bytes(pickle.dumps((READY, StoreUnavailable(f"{path}: {exc}"))))
+        return
+    writer = GroupWriter(conn)
+    link.send_bytes(pickle.dumps((READY, None)))
+    stopping = False
+    while not stopping:
+        try:
+            if not link.poll(_sqlite_staging.MERGE_IDLE if writer.staged else None):
+                writer.merge_alone()
+                if writer.events:
+                    _send(link, [], writer.events)
+                    writer.events = []
+                continue
+            group: list[Job] = []
+            while len(group) < MAX_GROUP and (not group or link.poll(0)):
+                item = pickle.loads(link.recv_bytes())  # noqa: S301 (our own server)
+                if item is None:
+                    stopping = True
+                    break
+                group.append(item)
+        except (EOFError, OSError):
+            break  # the server is gone: nobody is waiting for an answer
+        if group:
+            replies = writer.run_group(group)
+            events, writer.events = writer.events, []
+            try:
+                _send(link, replies, events)
+            except OSError:
+                break
+    # A clean stop leaves nothing staged (a crash's leftovers merge on the next start).
+    writer.merge_alone()
+    conn.close()
+
+
+def main(argv: list[str]) -> None:
+    # Ctrl-C, and a service manager's SIGTERM, reach the whole process group. The server
+    # stops gracefully (requests in flight still get their answers), then stops the
+    # writer, which also exits when the server is gone: the signal is not for us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    fd, path, synchronous, busy_timeout = argv
+    link = Connection(int(fd))
+    try:
+        serve(link, Path(path), synchronous, float(busy_timeout))
+    finally:
+        with contextlib.suppress(OSError):
+            link.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
