@@ -20,6 +20,7 @@ import pytest
 
 from kpihub.domain import BatchCounts, Client, Environment, Tenant
 from kpihub.errors import StoreUnavailable
+from kpihub.storage import _sqlite_staging
 from kpihub.storage.migrate import upgrade
 from kpihub.storage.sqlite import SqliteStorage
 from tests import databases
@@ -268,3 +269,21 @@ async def test_a_job_the_writer_cannot_import_fails_alone(
     finally:
         del sys.modules[here_only.__name__]
     assert rows(store, "SELECT id FROM batches") == [("k",)]
+
+
+async def test_commits_after_a_merge_are_fsynced_again(
+    url: str, tenant: Tenant, client: Client
+) -> None:
+    # A merge commits without fsync (it only moves durable rows); the writer's own
+    # commits must go back to the configured durability right after it.
+    storage = SqliteStorage(url, synchronous="full")
+    await storage.start()
+    try:
+        assert await storage.ingest(write(tenant, client, "b", ["1"]), render) is not None
+        await asyncio.sleep(_sqlite_staging.MERGE_IDLE * 4)  # the writer merges when idle
+        with sqlite3.connect(storage.path) as conn:
+            assert conn.execute("SELECT COUNT(*) FROM data_points_incoming").fetchone() == (0,)
+            assert conn.execute("SELECT COUNT(*) FROM data_points").fetchone() == (1,)
+        assert await storage._write(writer_jobs.synchronous) == 2  # FULL
+    finally:
+        await storage.close()

@@ -62,3 +62,7 @@ class _Unpicklable(Exception):
 
 def raise_unpicklable(conn: sqlite3.Connection) -> None:
     raise _Unpicklable
+
+
+def synchronous(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA synchronous").fetchone()[0])
