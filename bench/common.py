@@ -98,11 +98,20 @@ class Server:
     def pid(self) -> int:
         return self.process.pid
 
-    def rss_kib(self, field_name: str = "VmRSS") -> int:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+    def rss_kib(self, field_name: str = "VmRSS", pid: int | None = None) -> int:
+        """``field_name`` of /proc/PID/status (the server's by default), in KiB."""
+        for line in Path(f"/proc/{pid or self.pid}/status").read_text().splitlines():
             if line.startswith(field_name + ":"):
                 return int(line.split()[1])
         raise RuntimeError(f"{field_name} not found")
+
+    def writer_pid(self) -> int | None:
+        """The server's SQLite writer process (None on PostgreSQL)."""
+        for task in Path(f"/proc/{self.pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                if b"_sqlite_writer" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    return int(child)
+        return None
 
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()

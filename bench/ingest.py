@@ -185,7 +185,14 @@ def memory(env: dict[str, str], tenant: Tenant) -> dict[str, float]:
         if status != 200:
             raise SystemExit(f"10 MB body refused: {status} {ack[:300]!r}")
         peak = server.rss_kib("VmHWM") / 1024
-    return {"body_mb": len(body) / 1024 / 1024, "rss_before_mb": before, "peak_rss_mb": peak}
+        writer = server.writer_pid()
+        writer_peak = server.rss_kib("VmHWM", writer) / 1024 if writer else 0.0
+    return {
+        "body_mb": len(body) / 1024 / 1024,
+        "rss_before_mb": before,
+        "peak_rss_mb": peak,
+        "writer_peak_rss_mb": writer_peak,
+    }
 
 
 def main() -> None:
@@ -250,7 +257,8 @@ def main() -> None:
     if m is not None:
         print(
             f"10 MB body: {m['body_mb']:.1f} MB, RSS before {m['rss_before_mb']:.0f} MB, "
-            f"peak RSS {m['peak_rss_mb']:.0f} MB (target < {TARGET_RSS_MB:g} MB)"
+            f"peak RSS {m['peak_rss_mb']:.0f} MB (target < {TARGET_RSS_MB:g} MB); "
+            f"its SQLite writer process {m['writer_peak_rss_mb']:.0f} MB"
         )
 
 

@@ -161,7 +161,8 @@ def main() -> None:
         results.append(
             (
                 f"{mem['body_mb']:.1f} MB body",
-                f"peak RSS {peak:.0f} MB (before {mem['rss_before_mb']:.0f} MB)",
+                f"peak RSS {peak:.0f} MB (before {mem['rss_before_mb']:.0f} MB; "
+                f"SQLite writer process {mem['writer_peak_rss_mb']:.0f} MB)",
                 f"< {TARGET_RSS_MB:g} MB",
                 peak < TARGET_RSS_MB,
             )

@@ -7,6 +7,7 @@ on SQLite and PostgreSQL alike in ``test_store.py``.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sqlite3
@@ -20,6 +21,7 @@ import pytest
 
 from kpihub.domain import BatchCounts, Client, Environment, Tenant
 from kpihub.errors import StoreUnavailable
+from kpihub.ingest import ack
 from kpihub.storage import _sqlite_staging
 from kpihub.storage.migrate import upgrade
 from kpihub.storage.sqlite import SqliteStorage
@@ -287,3 +289,15 @@ async def test_commits_after_a_merge_are_fsynced_again(
         assert await storage._write(writer_jobs.synchronous) == 2  # FULL
     finally:
         await storage.close()
+
+
+async def test_the_writer_renders_acks_without_the_web_stack(
+    store: SqliteStorage, tenant: Tenant, client: Client
+) -> None:
+    # What the writer unpickles it imports: the real ACK render must not drag in the
+    # HTTP app (tens of MB per writer, seen as the 10 MB body's peak RSS).
+    result = await store.ingest(write(tenant, client, "b", ["1"]), ack.render("b"))
+    assert result is not None
+    assert json.loads(result[1])["batch_id"] == "b"
+    heavy = ("starlette", "uvicorn", "pydantic", "kpihub.settings", "kpihub.ingest.routes")
+    assert await store._write(partial(writer_jobs.imports, heavy)) == []

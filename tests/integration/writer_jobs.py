@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import sys
 import time
 from pathlib import Path
 
@@ -66,3 +67,8 @@ def raise_unpicklable(conn: sqlite3.Connection) -> None:
 
 def synchronous(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA synchronous").fetchone()[0])
+
+
+def imports(names: tuple[str, ...], conn: sqlite3.Connection) -> list[str]:
+    """Which of ``names`` the writer process has imported."""
+    return [name for name in names if name in sys.modules]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 import os
@@ -13,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from kpihub.domain import SCOPE_WRITE, BatchCounts, BatchWrite, RequestRecord
+from kpihub.domain import SCOPE_WRITE, BatchWrite, RequestRecord
 from kpihub.errors import (
     KpihubError,
     PayloadTooLarge,
@@ -25,13 +24,13 @@ from kpihub.errors import (
 )
 from kpihub.http.body import decode_json, media_type, read_body
 from kpihub.http.errors import error_response
-from kpihub.http.responses import json_bytes, raw_json
+from kpihub.http.responses import raw_json
+from kpihub.ingest import ack
 from kpihub.ingest.validate import validate_batch
 from kpihub.oauth.bearer import Principal, authenticate
 from kpihub.ratelimit import rate_limit_headers
 from kpihub.services import Services, services
 from kpihub.settings import SUPPORTED_API_VERSIONS
-from kpihub.storage.base import RenderAck
 
 ENDPOINT = "kpi"
 log = logging.getLogger("kpihub.ingest")
@@ -79,25 +78,6 @@ def _idempotency_key(request: Request) -> str | None:
             }
         )
     return key
-
-
-def _ack(batch_id: str) -> RenderAck:
-    # A partial of a module-level function: SQLite's writer process renders it.
-    return functools.partial(_ack_body, batch_id)
-
-
-def _ack_body(batch_id: str, counts: BatchCounts) -> bytes:
-    return json_bytes(
-        {
-            "status": "ok",
-            "message": "Data received.",
-            "batch_id": batch_id,
-            "received": counts.received,
-            "created": counts.created,
-            "updated": counts.updated,
-            "unchanged": counts.unchanged,
-        }
-    )
 
 
 async def _replay(
@@ -186,19 +166,19 @@ async def _ingest(request: Request, svc: Services, received_at: float) -> Respon
         request_hash=request_hash,
         idempotency_since=int(received_at) - settings.idempotency_ttl,
     )
-    result = await svc.storage.ingest(write, _ack(batch_id))
+    result = await svc.storage.ingest(write, ack.render(batch_id))
     if result is None:
         assert key is not None and request_hash is not None
         replay = await _replay(svc, principal, key, request_hash, headers)
         assert replay is not None
         return replay
-    counts, ack = result
+    counts, answer = result
     svc.metrics.batch_elements.observe(counts.received)
     ingested = svc.metrics.elements_ingested
     ingested.labels("created").inc(counts.created)
     ingested.labels("updated").inc(counts.updated)
     ingested.labels("unchanged").inc(counts.unchanged)
-    return raw_json(ack, 200, headers)
+    return raw_json(answer, 200, headers)
 
 
 async def ingest_kpi(request: Request) -> Response:

@@ -17,7 +17,6 @@ import itertools
 import os
 import pickle
 import socket
-import struct
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from kpihub.storage import _sqlite_writer
 from kpihub.storage.base import StoreObserver
 
 BACKEND = "sqlite"
-_HEADER = struct.Struct("!i")  # multiprocessing.connection's frame header
+_HEADER = _sqlite_writer.Link.LENGTH
 
 
 class _Protocol(asyncio.Protocol):
@@ -108,19 +107,23 @@ class WriterLink:
             await self.stop()
             raise error
 
-    def submit(self, kind: str, payload: Any) -> asyncio.Future[Any]:
+    def submit(self, kind: bytes, payload: Any) -> asyncio.Future[Any]:
         """Send one job; its future holds the job's value, or raises its exception."""
         if not self.alive:
             raise StoreUnavailable("The SQLite writer process is not running.")
         assert self._transport is not None
         job_id = next(self._ids)
         blob = pickle.dumps(payload, pickle.HIGHEST_PROTOCOL)
-        message = pickle.dumps((job_id, kind, blob), pickle.HIGHEST_PROTOCOL)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[job_id] = fut
-        self._transport.write(_HEADER.pack(len(message)))
-        self._transport.write(message)
+        self._write_frame(_sqlite_writer.JOB_HEADER.pack(job_id, kind), blob)
         return fut
+
+    def _write_frame(self, header: bytes, blob: bytes = b"") -> None:
+        assert self._transport is not None
+        self._transport.write(_HEADER.pack(len(header) + len(blob)) + header)
+        if blob:
+            self._transport.write(blob)
 
     def _on_message(self, message: Any) -> None:
         if message[0] == _sqlite_writer.READY:
@@ -159,8 +162,7 @@ class WriterLink:
         """Let the writer commit what it has, merge and exit; wait for it."""
         transport, process = self._transport, self._process
         if transport is not None and not transport.is_closing():
-            message = pickle.dumps(None)
-            transport.write(_HEADER.pack(len(message)) + message)
+            self._write_frame(_sqlite_writer.JOB_HEADER.pack(0, _sqlite_writer.STOP))
         if process is not None:
             await process.wait()
             self._process = None

@@ -138,7 +138,7 @@ class SqliteStorage(ClientUpdates):
             raise StoreUnavailable("The store is not started.")
         return self._read
 
-    async def _submit(self, kind: str, payload: Any) -> Any:
+    async def _submit(self, kind: bytes, payload: Any) -> Any:
         writer = self._writer
         if writer is None:
             raise StoreUnavailable("The store is not started.")
