@@ -5,10 +5,11 @@
 
 Starts a server with default settings (SQLite, fsync per commit), loads it with new
 ``--batch``-element batches from ``--concurrency`` connections, and samples every
-thread of the server with py-spy (``--rate`` samples/s, idle threads not counted)
-for ``--seconds`` while the load runs. Each sample is put in one category by the
-innermost frame that names one (see ``CATEGORIES``), and the table gives, per
-acknowledged element, the CPU microseconds each category took:
+thread of the server and of its SQLite writer process with py-spy (``--subprocesses``;
+``--rate`` samples/s, idle threads not counted) for ``--seconds`` while the load runs.
+Each sample is put in one category by the innermost frame that names one (see
+``CATEGORIES``) and counted for its process; the table gives, per acknowledged
+element, the CPU microseconds each category took:
 
     sample share x seconds / elements acknowledged in those seconds
 
@@ -62,20 +63,28 @@ def categorise(stack: str) -> str:
     return OTHER
 
 
-def summarise(raw: Path, rate: int, elements: int) -> list[tuple[str, int, float]]:
-    """(category, samples, µs per element), biggest first."""
-    counts: collections.Counter[str] = collections.Counter()
+def process_of(stack: str) -> str:
+    """``writer`` for a sample of the SQLite writer process, ``server`` otherwise."""
+    thread = stack.find("thread (")
+    return "writer" if "kpihub.storage._sqlite_writer" in stack[:thread] else "server"
+
+
+def summarise(raw: Path, rate: int, elements: int) -> list[tuple[str, str, int, float]]:
+    """(category, process, samples, µs per element), biggest first."""
+    counts: collections.Counter[tuple[str, str]] = collections.Counter()
     for line in raw.read_text().splitlines():
         stack, _, n = line.rpartition(" ")
         if not stack:
             continue
-        # py-spy counts a thread waiting on a lock or the network as idle and drops
-        # it; a writer blocked in the queue's get is such a wait.
-        if "SimpleQueue.get" in stack or "Condition.wait" in stack:
+        # py-spy counts a thread waiting on a lock or the network as idle and drops it
+        # (the writer process waiting for jobs in select, too); a worker thread parked
+        # on its pool's condition is such a wait, seen through Python frames.
+        if "Condition.wait" in stack:
             continue
-        counts[categorise(stack)] += int(n)
+        counts[categorise(stack), process_of(stack)] += int(n)
     return [
-        (name, samples, samples / rate / elements * 1e6) for name, samples in counts.most_common()
+        (name, process, samples, samples / rate / elements * 1e6)
+        for (name, process), samples in counts.most_common()
     ]
 
 
@@ -129,10 +138,14 @@ def main() -> None:
         f"({result.acked_elements:,} elements in {result.seconds:.1f} s, "
         f"{args.concurrency} connections, {args.batch}-element batches)"
     )
-    print(f"{'category':<40} {'samples':>8} {'µs/element':>11}")
-    for name, samples, us in rows:
-        print(f"{name:<40} {samples:>8} {us:>11.2f}")
-    print(f"{'total CPU':<40} {sum(r[1] for r in rows):>8} {sum(r[2] for r in rows):>11.2f}")
+    print(f"{'category':<40} {'process':<8} {'samples':>8} {'µs/element':>11}")
+    for name, process, samples, us in rows:
+        print(f"{name:<40} {process:<8} {samples:>8} {us:>11.2f}")
+    for process in ("server", "writer"):
+        mine = [r for r in rows if r[1] == process]
+        total = f"total CPU, {process}"
+        print(f"{total:<49} {sum(r[2] for r in mine):>8} {sum(r[3] for r in mine):>11.2f}")
+    print(f"{'total CPU':<49} {sum(r[2] for r in rows):>8} {sum(r[3] for r in rows):>11.2f}")
 
 
 if __name__ == "__main__":
