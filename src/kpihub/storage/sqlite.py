@@ -151,6 +151,12 @@ class SqliteStorage(ClientUpdates):
         result: T = await self._submit(_sqlite_writer.CALL, job)
         return result
 
+    async def _insert_row(self, sql: str, params: Sequence[Any], conflict: str) -> int:
+        return await self._write(partial(_insert, sql, params, conflict))
+
+    async def _update_row(self, sql: str, params: Sequence[Any], missing: str) -> None:
+        await self._write(partial(_update, sql, params, missing))
+
     async def _query(self, job: Callable[[sqlite3.Connection], T]) -> T:
         """Run a read that may scan many rows on a worker thread, off the event loop.
 
@@ -186,13 +192,10 @@ class SqliteStorage(ClientUpdates):
     # -- tenants and integrations --------------------------------------------------
 
     async def create_tenant(self, name: str, timezone: str, now: int) -> domain.Tenant:
-        tenant_id = await self._write(
-            partial(
-                _insert,
-                "INSERT INTO tenants (name, timezone, created_at) VALUES (?, ?, ?)",
-                (name, timezone, now),
-                f"Tenant '{name}' already exists.",
-            )
+        tenant_id = await self._insert_row(
+            "INSERT INTO tenants (name, timezone, created_at) VALUES (?, ?, ?)",
+            (name, timezone, now),
+            f"Tenant '{name}' already exists.",
         )
         return domain.Tenant(id=tenant_id, name=name, timezone=timezone, created_at=now)
 
@@ -205,13 +208,10 @@ class SqliteStorage(ClientUpdates):
         return [domain.Tenant(*row) for row in rows]
 
     async def set_retention(self, tenant_id: int, days: int | None) -> domain.Tenant:
-        await self._write(
-            partial(
-                _update,
-                "UPDATE tenants SET retention_days = ? WHERE id = ?",
-                (days, tenant_id),
-                f"No tenant with id {tenant_id}.",
-            )
+        await self._update_row(
+            "UPDATE tenants SET retention_days = ? WHERE id = ?",
+            (days, tenant_id),
+            f"No tenant with id {tenant_id}.",
         )
         return domain.Tenant(
             *self._one(f"SELECT {_sql.TENANT_COLUMNS} FROM tenants WHERE id = ?", tenant_id)
@@ -220,13 +220,10 @@ class SqliteStorage(ClientUpdates):
     async def create_integration(
         self, tenant_id: int, identifier: str, now: int
     ) -> domain.Integration:
-        pk = await self._write(
-            partial(
-                _insert,
-                "INSERT INTO integrations (tenant_id, identifier, created_at) VALUES (?, ?, ?)",
-                (tenant_id, identifier, now),
-                f"Integration identifier '{identifier}' already exists.",
-            )
+        pk = await self._insert_row(
+            "INSERT INTO integrations (tenant_id, identifier, created_at) VALUES (?, ?, ?)",
+            (tenant_id, identifier, now),
+            f"Integration identifier '{identifier}' already exists.",
         )
         return domain.Integration(id=pk, tenant_id=tenant_id, identifier=identifier, created_at=now)
 
@@ -267,13 +264,10 @@ class SqliteStorage(ClientUpdates):
         return [_sql.client_from_row(row) for row in rows]
 
     async def _update_client(self, client_id: str, sql: str, *params: Any) -> domain.Client:
-        await self._write(
-            partial(
-                _update,
-                f"UPDATE clients SET {sql} WHERE client_id = ?",
-                (*params, client_id),
-                f"No client with client_id '{client_id}'.",
-            )
+        await self._update_row(
+            f"UPDATE clients SET {sql} WHERE client_id = ?",
+            (*params, client_id),
+            f"No client with client_id '{client_id}'.",
         )
         client = await self.get_client(client_id)
         assert client is not None
@@ -301,13 +295,10 @@ class SqliteStorage(ClientUpdates):
         )
 
     async def retire_signing_key(self, kid: str, now: int) -> domain.SigningKey:
-        await self._write(
-            partial(
-                _update,
-                "UPDATE signing_keys SET retired_at = COALESCE(retired_at, ?) WHERE kid = ?",
-                (now, kid),
-                f"No signing key with kid '{kid}'.",
-            )
+        await self._update_row(
+            "UPDATE signing_keys SET retired_at = COALESCE(retired_at, ?) WHERE kid = ?",
+            (now, kid),
+            f"No signing key with kid '{kid}'.",
         )
         return next(k for k in await self.signing_keys() if k.kid == kid)
 
@@ -464,13 +455,10 @@ class SqliteStorage(ClientUpdates):
     # -- the dashboard -------------------------------------------------------------
 
     async def create_user(self, new: domain.NewDashboardUser) -> domain.DashboardUser:
-        await self._write(
-            partial(
-                _insert,
-                _INSERT_USER,
-                _dashboard_sql.user_values(new),
-                f"A user with the email '{new.email}' already exists.",
-            )
+        await self._insert_row(
+            _INSERT_USER,
+            _dashboard_sql.user_values(new),
+            f"A user with the email '{new.email}' already exists.",
         )
         user = await self.get_user(new.tenant_id, new.email)
         assert user is not None
