@@ -27,6 +27,8 @@ from kpihub.storage.base import StoreObserver
 
 BACKEND = "sqlite"
 _HEADER = _sqlite_writer.Link.LENGTH
+START_TIMEOUT = 60.0  # seconds for a new writer to open the database and say so
+STOP_TIMEOUT = 60.0  # seconds for a stopping writer to commit, merge and exit
 
 
 class _Protocol(asyncio.Protocol):
@@ -102,7 +104,12 @@ class WriterLink:
         self._transport, _ = await loop.create_unix_connection(
             lambda: _Protocol(self._on_message, self._on_lost), sock=ours
         )
-        error = await self._ready
+        try:
+            error = await asyncio.wait_for(self._ready, START_TIMEOUT)
+        except TimeoutError:
+            error = StoreUnavailable(
+                f"The SQLite writer process did not start within {START_TIMEOUT:g} s."
+            )
         if error is not None:
             await self.stop()
             raise error
@@ -164,7 +171,11 @@ class WriterLink:
         if transport is not None and not transport.is_closing():
             self._write_frame(_sqlite_writer.JOB_HEADER.pack(0, _sqlite_writer.STOP))
         if process is not None:
-            await process.wait()
+            try:
+                await asyncio.wait_for(process.wait(), STOP_TIMEOUT)
+            except TimeoutError:  # a writer that hangs: what it held is not acknowledged
+                process.kill()
+                await process.wait()
             self._process = None
         if transport is not None:
             transport.close()
