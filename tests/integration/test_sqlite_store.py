@@ -39,9 +39,28 @@ def url(tmp_path: Path) -> str:
     return url
 
 
+class Recorder:
+    """A store observer that keeps what it is told."""
+
+    def __init__(self) -> None:
+        self.commits = 0
+        self.failures: list[BaseException] = []
+
+    def store_committed(self, backend: str, seconds: float) -> None:
+        self.commits += 1
+
+    def store_failed(self, backend: str, error: BaseException) -> None:
+        self.failures.append(error)
+
+
 @pytest.fixture
-async def store(url: str) -> AsyncIterator[SqliteStorage]:
-    storage = SqliteStorage(url, synchronous="normal")
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+async def store(url: str, recorder: Recorder) -> AsyncIterator[SqliteStorage]:
+    storage = SqliteStorage(url, synchronous="normal", observer=recorder)
     await storage.start()
     try:
         yield storage
@@ -220,7 +239,11 @@ async def test_an_error_that_cannot_cross_is_reported_as_a_write_failure(
 
 
 async def test_a_killed_writer_fails_what_it_held_and_the_next_write_starts_another(
-    store: SqliteStorage, tenant: Tenant, client: Client
+    store: SqliteStorage,
+    tenant: Tenant,
+    client: Client,
+    recorder: Recorder,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     assert await store.ingest(write(tenant, client, "before", ["a"]), render) is not None
     blocker = Blocker(store, tenant, client)
@@ -233,6 +256,13 @@ async def test_a_killed_writer_fails_what_it_held_and_the_next_write_starts_anot
     for task in (blocker.task, waiting):
         with pytest.raises(StoreUnavailable, match="writer process stopped"):
             await asyncio.wait_for(task, 5)
+    # The operator hears of it: an error line and kpihub_store_errors_total.
+    assert [type(e).__name__ for e in recorder.failures] == ["WriterStopped"]
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == [
+        f"The SQLite writer process {old} stopped unexpectedly; 2 request(s) get 503. "
+        "A new writer starts with the next write."
+    ]
 
     assert await store.ingest(write(tenant, client, "after", ["n"]), render) is not None
     assert store._writer.pid not in (None, old)
@@ -241,13 +271,21 @@ async def test_a_killed_writer_fails_what_it_held_and_the_next_write_starts_anot
 
 
 async def test_closing_the_store_merges_and_stops_its_writer(
-    store: SqliteStorage, tenant: Tenant, client: Client
+    store: SqliteStorage,
+    tenant: Tenant,
+    client: Client,
+    recorder: Recorder,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     assert store._writer is not None and store._writer.pid is not None
     pid = store._writer.pid
     assert await store.ingest(write(tenant, client, "b", ["1", "2"]), render) is not None
     await store.close()
     assert not _alive(pid)
+    await asyncio.sleep(0.05)  # the socket's end reaches the event loop after the exit
+    assert recorder.failures == []  # an intended stop is no failure
+    assert recorder.commits >= 1
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
     with sqlite3.connect(store.path) as conn:
         assert conn.execute("SELECT COUNT(*) FROM data_points_incoming").fetchone() == (0,)
         assert conn.execute("SELECT COUNT(*) FROM data_points").fetchone() == (2,)

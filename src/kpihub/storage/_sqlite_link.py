@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import os
 import pickle
 import socket
@@ -26,6 +27,14 @@ from kpihub.storage import _sqlite_writer
 from kpihub.storage.base import StoreObserver
 
 BACKEND = "sqlite"
+log = logging.getLogger("kpihub.storage")
+
+
+class WriterStopped(Exception):
+    """What the store's observer is told when the writer process dies (the metrics count
+    it as ``kpihub_store_errors_total{error="WriterStopped"}``)."""
+
+
 _HEADER = _sqlite_writer.Link.LENGTH
 START_TIMEOUT = 60.0  # seconds for a new writer to open the database and say so
 STOP_TIMEOUT = 60.0  # seconds for a stopping writer to commit, merge and exit
@@ -69,6 +78,7 @@ class WriterLink:
         self._process: asyncio.subprocess.Process | None = None
         self._ready: asyncio.Future[Any] | None = None
         self._starting = asyncio.Lock()
+        self._stopping = False
 
     @property
     def pid(self) -> int | None:
@@ -86,6 +96,7 @@ class WriterLink:
 
     async def _spawn(self) -> None:
         loop = asyncio.get_running_loop()
+        self._stopping = False
         ours, theirs = socket.socketpair()
         env = dict(os.environ)
         # The writer imports jobs by module name, as the server found them.
@@ -158,6 +169,16 @@ class WriterLink:
             "The SQLite writer process stopped; this request's data is not stored. Retry: "
             "a new writer starts with the next write."
         )
+        if not self._stopping:
+            # Not asked to stop: killed (OOM?) or crashed (its traceback is on stderr).
+            pid = self._process.pid if self._process is not None else None
+            log.error(
+                "The SQLite writer process %s stopped unexpectedly; %d request(s) get 503. "
+                "A new writer starts with the next write.",
+                pid,
+                len(self._pending),
+            )
+            self._observer.store_failed(BACKEND, WriterStopped(f"writer process {pid}"))
         if self._ready is not None and not self._ready.done():
             self._ready.set_result(failure)
         pending, self._pending = self._pending, {}
@@ -167,6 +188,7 @@ class WriterLink:
 
     async def stop(self) -> None:
         """Let the writer commit what it has, merge and exit; wait for it."""
+        self._stopping = True
         transport, process = self._transport, self._process
         if transport is not None and not transport.is_closing():
             self._write_frame(_sqlite_writer.JOB_HEADER.pack(0, _sqlite_writer.STOP))
