@@ -339,3 +339,39 @@ async def test_the_writer_renders_acks_without_the_web_stack(
     assert json.loads(result[1])["batch_id"] == "b"
     heavy = ("starlette", "uvicorn", "pydantic", "kpihub.settings", "kpihub.ingest.routes")
     assert await store._write(partial(writer_jobs.imports, heavy)) == []
+
+
+# -- checkpoints -------------------------------------------------------------------------
+
+
+def _wal_restarts(path: Path) -> int:
+    """The WAL header's checkpoint sequence number: SQLite adds one at every restart."""
+    with path.with_name(path.name + "-wal").open("rb") as wal:
+        return int.from_bytes(wal.read(16)[12:16], "big")
+
+
+async def test_the_wal_starts_over_while_batches_keep_coming(
+    store: SqliteStorage, tenant: Tenant, client: Client
+) -> None:
+    # Eight writers that never pause: the writer process is never idle, so a passive
+    # checkpoint alone never catches up and the WAL would only grow.
+    loop = asyncio.get_running_loop()
+    stop = loop.time() + 2.5
+    sent = 0
+
+    async def keep_writing(n: int) -> None:
+        nonlocal sent
+        while loop.time() < stop:
+            ids = [f"{n}-{sent}-{i}" for i in range(200)]
+            sent += 1
+            assert await store.ingest(write(tenant, client, f"b{n}-{sent}", ids), render)
+
+    first = None
+    while first is None:  # the WAL exists from the first commit on
+        assert await store.ingest(write(tenant, client, "first", ["f"]), render)
+        first = _wal_restarts(store.path)
+    await asyncio.gather(*(keep_writing(n) for n in range(8)))
+    restarts = _wal_restarts(store.path) - first
+    assert sent > 200  # the load was real
+    # The writer steps in after a second without a restart (WAL_RESTART_AFTER).
+    assert restarts >= 2, f"the WAL restarted {restarts} times in 2.5 s of writes"

@@ -72,17 +72,31 @@ def connect(path: Path, synchronous: str, busy_timeout: float = 10.0) -> sqlite3
     return conn
 
 
+def _wal_round(wal: Path) -> bytes:
+    """The WAL header's checkpoint sequence number, which every restart changes."""
+    try:
+        with wal.open("rb") as file:
+            return file.read(16)[12:]
+    except OSError:
+        return b""
+
+
 class GroupWriter:
     """Runs groups of jobs on the write connection; counts what it staged since a merge.
 
     ``staged`` only decides when to merge (a read merges whatever any process staged).
     """
 
-    def __init__(self, conn: sqlite3.Connection, synchronous: str) -> None:
+    WAL_RESTART_AFTER = 1.0
+    """Seconds without a WAL restart after which the writer checkpoints itself."""
+
+    def __init__(self, conn: sqlite3.Connection, synchronous: str, path: Path) -> None:
         self.conn = conn
         self.synchronous = synchronous.upper()
         self.staged = 0
         self.events: list[Event] = []
+        self._wal = path.with_name(path.name + "-wal")
+        self._wal_round = (_wal_round(self._wal), time.monotonic())
         # What a crash left staged is merged as soon as the writer is idle. Before the
         # schema exists (a store started to be migrated) there is nothing to merge.
         with contextlib.suppress(sqlite3.Error):
@@ -129,6 +143,7 @@ class GroupWriter:
             conn.execute("BEGIN IMMEDIATE")
             self.merge()
             conn.execute("COMMIT")
+            self._restart_wal_if_stuck()
         except sqlite3.Error as exc:
             self._failed(exc)
             with contextlib.suppress(sqlite3.Error):
@@ -139,6 +154,25 @@ class GroupWriter:
             # Not suppressed: a writer that could not go back to fsyncing its commits
             # must stop (the server starts a new one) rather than acknowledge unsynced.
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+
+    def _restart_wal_if_stuck(self) -> None:
+        """Checkpoint on this connection when the WAL has not started over for
+        ``WAL_RESTART_AFTER`` seconds.
+
+        The server's checkpointer copies the WAL back and restarts it between two group
+        commits (see ``sqlite._Checkpointer``), but a writer that always has the next
+        group waiting leaves it no such moment, and then the WAL only grows. Between
+        its own transactions the writer's PASSIVE checkpoint copies what is left and
+        its next commit starts the WAL over. Not every time: the copy is the writer's
+        time, which the checkpointer's thread spends on the other core.
+        """
+        now = time.monotonic()
+        current = _wal_round(self._wal)
+        if current != self._wal_round[0]:
+            self._wal_round = (current, now)
+        elif now - self._wal_round[1] >= self.WAL_RESTART_AFTER:
+            self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            self._wal_round = (current, now)
 
     def run_group(self, group: list[Job]) -> list[Reply]:
         """Run ``group`` in one transaction; a reply for every job, whatever happens."""
@@ -259,7 +293,7 @@ def serve(link: Link, path: Path, synchronous: str, busy_timeout: float) -> None
     except sqlite3.Error as exc:
         link.send(pickle.dumps((READY, StoreUnavailable(f"{path}: {exc}"))))
         return
-    writer = GroupWriter(conn, synchronous)
+    writer = GroupWriter(conn, synchronous, path)
     link.send(pickle.dumps((READY, None)))
     stopping = False
     while not stopping:
