@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class Environment(StrEnum):
@@ -90,11 +91,13 @@ class SigningKey:
     retired_at: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class DataPoint:
+class DataPoint(NamedTuple):
     """One element of a batch, validated and normalised.
 
-    Identity is (tenant, environment, type, context, element_id).
+    Identity is (tenant, environment, type, context, element_id). Immutable, like the
+    other nouns, but a NamedTuple rather than a frozen dataclass: validation builds one
+    per ingested element, and a frozen dataclass takes about 1.1 µs to build (one
+    ``object.__setattr__`` per field), a NamedTuple 0.3.
     """
 
     element_id: str

@@ -80,8 +80,11 @@ _MERGE_SQL = (
 )
 HAS_STAGED_SQL = f"SELECT 1 FROM {STAGING} LIMIT 1"
 # A point's id, then its values in _sql.COMPARED order (its timestamp is the ts column).
-_row_of = operator.attrgetter(
-    "element_id", *("timestamp" if c == "ts" else c for c in _sql.COMPARED)
+_row_of = operator.itemgetter(
+    *(
+        domain.DataPoint._fields.index(name)
+        for name in ("element_id", *("timestamp" if c == "ts" else c for c in _sql.COMPARED))
+    )
 )
 
 PointRow = tuple[Any, ...]
