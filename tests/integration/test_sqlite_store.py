@@ -329,6 +329,10 @@ async def test_commits_after_a_merge_are_fsynced_again(
         await storage.close()
 
 
+async def test_the_writer_keeps_statement_journals_in_memory(store: SqliteStorage) -> None:
+    assert await store._write(writer_jobs.temp_store) == 2  # MEMORY, not temporary files
+
+
 async def test_the_writer_renders_acks_without_the_web_stack(
     store: SqliteStorage, tenant: Tenant, client: Client
 ) -> None:

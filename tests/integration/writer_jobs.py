@@ -69,6 +69,10 @@ def synchronous(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA synchronous").fetchone()[0])
 
 
+def temp_store(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA temp_store").fetchone()[0])
+
+
 def imports(names: tuple[str, ...], conn: sqlite3.Connection) -> list[str]:
     """Which of ``names`` the writer process has imported."""
     return [name for name in names if name in sys.modules]
