@@ -13,6 +13,9 @@ element, the CPU microseconds each category took:
 
     sample share x seconds / elements acknowledged in those seconds
 
+Then, per process, the CPU time the kernel counted over the same load (user and
+system), which also shows what the samples cannot split: time in the kernel.
+
 Needs py-spy (``pip install -e '.[bench]'``); run as root or with ptrace allowed.
 """
 
@@ -27,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import kpi_request, kpihub_env, load, serve, setup_tenant, token
+from bench.common import cpu_times, kpi_request, kpihub_env, load, serve, setup_tenant, token
 from bench.points import generate, kpihub_body
 
 # (category, substrings of a frame): the innermost frame of a sample that contains one
@@ -120,6 +123,9 @@ def main() -> None:
                 command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
             time.sleep(0.5)  # py-spy attaches
+            writer = server.writer_pid()
+            pids = {"server": server.pid, **({"writer": writer} if writer else {})}
+            before = {name: cpu_times(pid) for name, pid in pids.items()}
             result = asyncio.run(
                 load(
                     [server.port],
@@ -130,6 +136,10 @@ def main() -> None:
                     cycle=False,
                 )
             )
+            used = {
+                name: [b - a for a, b in zip(start, cpu_times(pids[name]), strict=True)]
+                for name, start in before.items()
+            }
             profiler.wait()
             rows = summarise(raw, args.rate, result.acked_elements)
 
@@ -146,6 +156,14 @@ def main() -> None:
         total = f"total CPU, {process}"
         print(f"{total:<49} {sum(r[2] for r in mine):>8} {sum(r[3] for r in mine):>11.2f}")
     print(f"{'total CPU':<49} {sum(r[2] for r in rows):>8} {sum(r[3] for r in rows):>11.2f}")
+    # What the kernel counted over the load (py-spy's own overhead included): system
+    # time is what the samples cannot split (writes, fsync, page faults).
+    for process, (user, system) in used.items():
+        per = 1e6 / result.acked_elements
+        print(
+            f"kernel-counted CPU, {process}: user {user * per:.2f} + system {system * per:.2f}"
+            f" µs/element ({(user + system) / result.seconds:.0%} of a core)"
+        )
 
 
 if __name__ == "__main__":
