@@ -75,13 +75,13 @@ class _Checkpointer(threading.Thread):
     """How long a RESTART checkpoint waits for the write lock, then for readers on the
     WAL: the longest it can hold the writer up, besides the copy itself."""
 
-    def __init__(self, conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
+    def __init__(self, conn: sqlite3.Connection) -> None:
         super().__init__(name="kpihub-sqlite-checkpointer", daemon=True)
         self._conn = conn
-        self._busy_timeout_ms = busy_timeout_ms
         self._stopping = threading.Event()
 
     def run(self) -> None:
+        (store_timeout,) = self._conn.execute("PRAGMA busy_timeout").fetchone()
         self._conn.execute(f"PRAGMA busy_timeout = {self.RESTART_WAIT_MS}")
         while not self._stopping.wait(self.INTERVAL):
             # Busy or transient errors: the next round retries.
@@ -90,7 +90,7 @@ class _Checkpointer(threading.Thread):
                 self._conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
         # Another process may still read; its own close will checkpoint.
         with contextlib.suppress(sqlite3.Error):
-            self._conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+            self._conn.execute(f"PRAGMA busy_timeout = {store_timeout}")
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         self._conn.close()
 
@@ -125,7 +125,7 @@ class SqliteStorage(ClientUpdates):
         self._read = self._connect()
         self._writer = WriterLink(self.path, self._synchronous, self._busy_timeout, self._observer)
         await self._writer.start()
-        self._checkpointer = _Checkpointer(self._connect(), int(self._busy_timeout * 1000))
+        self._checkpointer = _Checkpointer(self._connect())
         self._checkpointer.start()
 
     async def close(self) -> None:
