@@ -130,3 +130,49 @@ def test_downgrading_past_staging_keeps_the_staged_points(tmp_path: Path) -> Non
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
     assert kept == [(*staged, 100, None, None, "b1", 3, 1.0)]
     assert "data_points_incoming" not in names
+
+
+def key_columns(conn: sqlite3.Connection, table: str) -> list[str]:
+    """The primary key's columns of a WITHOUT ROWID table, in the key's order."""
+    (index,) = [row[1] for row in conn.execute(f"PRAGMA index_list({table})") if row[3] == "pk"]
+    return [row[2] for row in conn.execute(f"PRAGMA index_info({index})")]
+
+
+def test_the_element_first_key_keeps_every_point_both_ways(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    upgrade(url, "0005")
+    columns = (
+        "tenant_id, environment, type, context, element_id, kpi, object_type, value, units, "
+        "user_id, location_id, ts, date_from, date_to, batch_id, revision, updated_at"
+    )
+    point = (1, "production", "pos", "sales")
+    rows = [
+        (*point, str(n), "kpi", "number", n / 4, None, "u", None, 100 + n, None, None, "b1", 1, 1.0)
+        for n in range(50)
+    ]
+    insert = f"({columns}) VALUES ({', '.join('?' * 17)})"
+    with sqlite3.connect(tmp_path / "k.db") as conn:
+        conn.executemany(f"INSERT INTO data_points {insert}", rows[:40])
+        conn.executemany(f"INSERT INTO data_points_incoming {insert}", rows[40:])
+    scope_first = ["tenant_id", "environment", "type", "context", "element_id"]
+    element_first = ["element_id", "tenant_id", "environment", "type", "context"]
+
+    def stored() -> tuple[list[tuple[object, ...]], list[str], list[str]]:
+        with sqlite3.connect(tmp_path / "k.db") as conn:
+            both = conn.execute(
+                f"SELECT {columns} FROM data_points UNION ALL "
+                f"SELECT {columns} FROM data_points_incoming"
+            ).fetchall()
+            time_index = [r[2] for r in conn.execute("PRAGMA index_info(ix_data_points_time)")]
+            keys = [key_columns(conn, t) for t in ("data_points", "data_points_incoming")]
+            assert keys[0] == keys[1]
+        return sorted(both, key=lambda r: int(r[4])), keys[0], time_index
+
+    assert stored()[1] == scope_first
+    upgrade(url)
+    points, key, time_index = stored()
+    assert (points, key) == (rows, element_first)
+    assert time_index[:5] == ["tenant_id", "environment", "context", "kpi", "ts"]
+
+    downgrade(url, "0005")
+    assert stored()[:2] == (rows, scope_first)
