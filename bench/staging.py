@@ -1,6 +1,7 @@
 """The SQLite writer alone: points staged then merged, against upserts straight into data_points.
 
     python -m bench.staging [--points 300000] [--batch 100] [--group 8] [--runs 3]
+    python -m bench.staging --only staged ...   # one run of the staged path alone
 
 No HTTP, no event loop: the same validated batches (``bench.points``, as
 ``bench/versus_influx.py`` sends them) go through the writer's two possible paths on a
@@ -14,7 +15,8 @@ groups of up to 8):
   covering time index), ``RETURNING revision`` to count created and updated: kpihub's
   write path before migration 0005;
 - **staged**: what the store does now (``storage/_sqlite_staging.py``): counts against
-  both tables, the rows into ``data_points_incoming``, a merge into ``data_points``
+  both tables (against ``data_points`` alone when none of a batch's ids may be staged,
+  ``StagedIds``), the rows into ``data_points_incoming``, a merge into ``data_points``
   whenever ``merge_due`` says so, as the writer does, and once at the end (included in
   the time).
 
@@ -22,6 +24,10 @@ Prints µs per element (median of ``--runs``), the WAL pages one group commit wr
 (counted on a separate pass by checkpointing after every commit; for staged, the pages
 of its merges are included, spread over the groups), and the ratio.
 Exits non-zero unless staged is faster than direct.
+
+``--only staged`` runs the store's path once and prints its µs per element, nothing
+else: the run to count under callgrind, whose instruction counts do not move with
+whatever else the machine is doing (``docs/performance.md`` shows how).
 """
 
 from __future__ import annotations
@@ -74,9 +80,13 @@ def direct(conn: sqlite3.Connection, write: domain.BatchWrite) -> int:
     return sum(1 for (revision,) in conn.execute(sql, params) if revision == 1)
 
 
+STAGED_IDS = _sqlite_staging.StagedIds()
+"""What the writer knows may be staged (``run`` tells it of each merge, as the writer does)."""
+
+
 def staged(conn: sqlite3.Connection, write: domain.BatchWrite) -> int:
     points = _sqlite_staging.point_rows(write.batch.points)
-    result = _sqlite_staging.stage_batch(conn, write, points, lambda counts: b"")
+    result = _sqlite_staging.stage_batch(conn, write, points, lambda counts: b"", STAGED_IDS)
     assert result is not None
     return result[0].created
 
@@ -127,6 +137,7 @@ def run(
     """(seconds, WAL pages per group commit when ``count_pages``)."""
     created = pages = commits = 0
     staged_rows = 0
+    STAGED_IDS.emptied()  # a fresh file
     started = last_checkpoint = time.perf_counter()
     for g in range(0, len(writes), group):
         before = staged_rows
@@ -146,6 +157,7 @@ def run(
             conn.execute("BEGIN IMMEDIATE")
             _sqlite_staging.merge(conn)
             conn.execute("COMMIT")
+            STAGED_IDS.emptied()
             staged_rows = 0
         if not count_pages and time.perf_counter() - last_checkpoint >= 0.5:
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
@@ -166,10 +178,23 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--group", type=int, default=8, help="batches per commit")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--only",
+        choices=("staged",),
+        help="time the staged path alone, no page count (e.g. to count its instructions)",
+    )
     args = parser.parse_args()
     writes = batches(args.points, args.batch)
     elements = len(writes) * args.batch
     paths: dict[str, tuple[WritePath, bool]] = {"direct": (direct, False), "staged": (staged, True)}
+    if args.only:
+        with tempfile.TemporaryDirectory(prefix="kpihub-staging-") as tmp:
+            path, merging = paths[args.only]
+            conn = fresh(Path(tmp), args.only)
+            seconds, _ = run(conn, path, writes, args.group, merging=merging)
+            conn.close()
+        print(f"{args.only}: {seconds / elements * 1e6:.2f} µs/element")
+        return
     print(
         f"SQLite writer alone: {elements:,} elements in {args.batch}-element batches, "
         f"{args.group} batches per commit, synchronous=full; {args.runs} runs per path, "

@@ -201,3 +201,59 @@ async def test_a_second_process_counts_against_what_the_first_staged(
         ("2", 7.0, 2),
         ("3", 1.0, 1),
     ]
+
+
+async def test_a_process_counts_against_what_another_staged_after_it_started(
+    store: SqliteStorage, tenant: Tenant, client: Client
+) -> None:
+    other = await started(url_of(store))  # started while nothing is staged
+    try:
+        assert await ingest(other, tenant, client, "b1", ["9"], 1.0) == counts(created=1)
+        await ingest(store, tenant, client, "b2", ["1", "2"], 1.0)  # staged by the first
+
+        assert await ingest(other, tenant, client, "b3", ["1", "2", "3"], 1.0) == counts(1, 0, 2)
+        assert await ingest(other, tenant, client, "b4", ["2"], 7.0) == counts(updated=1)
+    finally:
+        await other.close()
+    assert raw(store.path, "SELECT element_id, value, revision FROM data_points ORDER BY 1") == [
+        ("1", 1.0, 1),
+        ("2", 7.0, 2),
+        ("3", 1.0, 1),
+        ("9", 1.0, 1),
+    ]
+
+
+async def test_a_restarted_writer_counts_against_what_a_crash_left_staged(
+    store: SqliteStorage, tenant: Tenant, client: Client, tmp_path: Path
+) -> None:
+    crashed_copy = tmp_path / "crashed.db"
+    await ingest(store, tenant, client, "b1", ["1", "2"], 1.0)
+    with sqlite3.connect(store.path) as src, sqlite3.connect(crashed_copy) as dst:
+        src.backup(dst)
+
+    restarted = await started(f"sqlite:///{crashed_copy}")  # MERGE_IDLE is an hour here
+    try:
+        assert await ingest(restarted, tenant, client, "b2", ["1", "2"], 2.0) == counts(updated=2)
+        assert raw(crashed_copy, f"SELECT element_id, revision FROM {STAGING} ORDER BY 1") == [
+            ("1", 2),
+            ("2", 2),
+        ]
+    finally:
+        await restarted.close()
+
+
+async def test_after_a_merge_a_batch_counts_against_the_merged_rows(
+    store: SqliteStorage, tenant: Tenant, client: Client
+) -> None:
+    await ingest(store, tenant, client, "b1", ["1", "2"], 1.0)
+    assert await store.count_points(tenant.id, Environment.TESTING) == 2  # merged
+    assert raw(store.path, f"SELECT COUNT(*) FROM {STAGING}") == [(0,)]
+
+    assert await ingest(store, tenant, client, "b2", ["1", "3"], 1.0) == counts(1, 0, 1)
+    assert await ingest(store, tenant, client, "b3", ["3", "2"], 4.0) == counts(updated=2)
+    assert await store.count_points(tenant.id, Environment.TESTING) == 3
+    assert raw(store.path, "SELECT element_id, value, revision FROM data_points ORDER BY 1") == [
+        ("1", 1.0, 1),
+        ("2", 4.0, 2),
+        ("3", 4.0, 2),
+    ]

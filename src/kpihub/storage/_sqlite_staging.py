@@ -16,6 +16,10 @@ when no batch has arrived for ``MERGE_IDLE`` seconds, and before any read of the
 points (``SqliteStorage`` settles first), so a read never misses an acknowledged
 element. A merge of thousands of rows dirties the same few hundred index pages once.
 
+Counting against both tables is two key probes per element. The writer knows which
+ids it staged since its last merge (``StagedIds``), so a batch none of whose ids is
+among them, the usual case for a live feed, is counted against ``data_points`` alone.
+
 Staged rows are committed like any other: an acknowledged element is durable whether
 it has been merged or not, and a restart merges what a crash left staged.
 """
@@ -71,6 +75,11 @@ _PRIORS_SQL = (
     "AND s.environment = data_points.environment AND s.type = data_points.type "
     "AND s.context = data_points.context AND s.element_id = data_points.element_id)"
 )
+# When none of a batch's ids can be staged (``StagedIds``): one probe per element, not two.
+_MERGED_PRIORS_SQL = (
+    f"SELECT element_id, revision, {_COMPARED} FROM data_points "
+    f"WHERE {_SCOPE} AND element_id IN (SELECT value FROM json_each(?))"
+)
 _MERGE_SQL = (
     f"INSERT INTO data_points ({_STAGED_COLUMNS}) "
     f"SELECT {_STAGED_COLUMNS} FROM {STAGING} WHERE true "
@@ -102,6 +111,42 @@ def _qmark(_: int) -> str:
 _INSERT_BATCH = _sql.insert_batch_sql(_qmark)
 
 
+class StagedIds:
+    """The element ids that may be staged, per scope (tenant, environment, type, context).
+
+    A superset of what the staging table holds: ids are added when staged (a rolled-back
+    job leaves extra ones, which is harmless) and forgotten only when a merge that
+    emptied the table has committed. A batch none of whose ids may be staged is counted
+    against ``data_points`` alone, one probe per element instead of two.
+
+    The writer keeps one, and tells it (``unknown``) when the staging table may hold
+    rows it did not stage: a crash's leftovers at start, another process's commit. Until
+    the next merge, every batch is then counted against both tables.
+    """
+
+    def __init__(self, *, known: bool = True) -> None:
+        self.known = known
+        self._ids: dict[tuple[Any, ...], set[str]] = {}
+
+    def may_hold(self, head: tuple[Any, ...], ids: list[str]) -> bool:
+        if not self.known:
+            return True
+        staged = self._ids.get(head)
+        return staged is not None and not staged.isdisjoint(ids)
+
+    def add(self, head: tuple[Any, ...], ids: list[str]) -> None:
+        self._ids.setdefault(head, set()).update(ids)
+
+    def emptied(self) -> None:
+        """A merge that left the staging table empty has committed."""
+        self._ids.clear()
+        self.known = True
+
+    def unknown(self) -> None:
+        self._ids.clear()
+        self.known = False
+
+
 def merge_due(staged: int, last_group: int) -> bool:
     """Whether the writer merges now, after a group commit that staged ``last_group`` rows.
 
@@ -115,11 +160,17 @@ def merge_due(staged: int, last_group: int) -> bool:
 
 
 def stage_batch(
-    conn: sqlite3.Connection, write: domain.BatchWrite, points: list[PointRow], render: RenderAck
+    conn: sqlite3.Connection,
+    write: domain.BatchWrite,
+    points: list[PointRow],
+    render: RenderAck,
+    staged: StagedIds | None = None,
 ) -> tuple[domain.BatchCounts, bytes] | None:
     """Count ``points`` (``write``'s elements, as ``point_rows`` gives them) against what
     is stored, stage the new and changed ones, record the batch; ``None`` when a
-    concurrent request with the same key won. ``write.batch.points`` is not read."""
+    concurrent request with the same key won. ``write.batch.points`` is not read.
+
+    Without ``staged`` (what may be staged), the counts always look at both tables."""
     if (
         write.idempotency_key is not None
         and conn.execute(
@@ -130,10 +181,13 @@ def stage_batch(
         return None
     batch = write.batch
     head = (write.tenant_id, write.environment.value, batch.type, batch.context)
-    ids = json.dumps([p[0] for p in points])
-    priors = {
-        row[0]: (row[1], row[2:]) for row in conn.execute(_PRIORS_SQL, (*head, ids, *head, ids))
-    }
+    id_list = [p[0] for p in points]
+    ids = json.dumps(id_list)
+    if staged is None or staged.may_hold(head, id_list):
+        found = conn.execute(_PRIORS_SQL, (*head, ids, *head, ids))
+    else:
+        found = conn.execute(_MERGED_PRIORS_SQL, (*head, ids))
+    priors = {row[0]: (row[1], row[2:]) for row in found}
     tail = (write.batch_id, write.received_at)
     rows: list[tuple[Any, ...]] = []
     updated = 0
@@ -147,6 +201,8 @@ def stage_batch(
             revision = prior[0] + 1
             updated += 1
         rows.append((*p, revision))
+    if staged is not None:
+        staged.add(head, [row[0] for row in rows])
     _stage(conn, (*head, *tail), rows)
     counts = domain.BatchCounts(
         received=len(points),

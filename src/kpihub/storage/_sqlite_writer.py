@@ -102,6 +102,21 @@ class GroupWriter:
         with contextlib.suppress(sqlite3.Error):
             if conn.execute(_sqlite_staging.HAS_STAGED_SQL).fetchone():
                 self.staged = 1
+        self.staged_ids = _sqlite_staging.StagedIds(known=not self.staged)
+        self._merged = False  # a MERGE job of the current group emptied the staging table
+        self._data_version = self._other_commits()
+
+    def _other_commits(self) -> int:
+        """Changes when another connection commits (``PRAGMA data_version``)."""
+        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def _notice_other_writers(self) -> None:
+        """Inside a write transaction: whether another process staged rows is unknown
+        once anyone else has committed (a second server, a CLI command)."""
+        version = self._other_commits()
+        if version != self._data_version:
+            self._data_version = version
+            self.staged_ids.unknown()
 
     def _failed(self, exc: BaseException) -> None:
         self.events.append((FAILED, exc))
@@ -112,12 +127,15 @@ class GroupWriter:
         with memoryview(frame) as view:
             payload = pickle.loads(view[JOB_HEADER.size :])  # noqa: S301 (our own server)
         if kind == STAGE:
-            result = _sqlite_staging.stage_batch(self.conn, *payload)
+            write, points, render = payload
+            result = _sqlite_staging.stage_batch(self.conn, write, points, render, self.staged_ids)
             if result is not None:
                 self.staged += result[0].created + result[0].updated
             return result
         if kind == MERGE:
-            return self.merge()
+            moved = self.merge()
+            self._merged = True
+            return moved
         job: Callable[[sqlite3.Connection], Any] = payload
         return job(self.conn)
 
@@ -141,8 +159,10 @@ class GroupWriter:
         try:
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("BEGIN IMMEDIATE")
+            self._notice_other_writers()  # whatever they staged, the merge moves too
             self.merge()
             conn.execute("COMMIT")
+            self.staged_ids.emptied()
             self._restart_wal_if_stuck()
         except sqlite3.Error as exc:
             self._failed(exc)
@@ -196,6 +216,8 @@ class GroupWriter:
             self._failed(exc)
             failure = StoreUnavailable(f"The database cannot be written: {exc}")
             return [(job_id, False, failure) for job_id, _, _ in group]
+        self._notice_other_writers()
+        self._merged = False
         replies: list[Reply] = []
         for job_id, kind, frame in group:
             conn.execute("SAVEPOINT job")
@@ -221,6 +243,8 @@ class GroupWriter:
             failure = StoreUnavailable(f"The database commit failed: {exc}")
             self.staged = max(self.staged, 1)
             return [(job_id, False, failure) for job_id, _, _ in group]
+        if self._merged:
+            self.staged_ids.emptied()
         self.events.append((COMMITTED, time.perf_counter() - began))
         return replies
 
