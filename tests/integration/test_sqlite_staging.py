@@ -257,3 +257,17 @@ async def test_after_a_merge_a_batch_counts_against_the_merged_rows(
         ("2", 4.0, 2),
         ("3", 4.0, 2),
     ]
+
+
+@pytest.mark.parametrize("sql", [_sqlite_staging._PRIORS_SQL, _sqlite_staging._MERGED_PRIORS_SQL])
+def test_counting_seeks_each_id_by_primary_key(tmp_path: Path, sql: str) -> None:
+    # Left to itself, SQLite plans this join as a scan of the scope's time index: the
+    # whole history of a context for every batch.
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    upgrade(url)
+    with sqlite3.connect(tmp_path / "k.db") as conn:
+        plan = conn.execute(f"EXPLAIN QUERY PLAN {sql}", (1, "testing", "pos", "c", "[]"))
+        searches = [row[3] for row in plan if row[3].startswith(("SEARCH", "SCAN"))]
+    assert searches
+    for step in searches:
+        assert step == "SCAN j VIRTUAL TABLE INDEX 1:" or "USING PRIMARY KEY (element_id=?" in step

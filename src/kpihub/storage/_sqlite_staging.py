@@ -63,23 +63,33 @@ _STAGE_SQL = {
     "FROM (VALUES " + ",".join([_ROW] * n) + ")"
     for n in _CHUNK_SIZES
 }
-_SCOPE = "tenant_id = ? AND environment = ? AND type = ? AND context = ?"
+
+
+def _probe(table: str) -> str:
+    """``table``'s rows of a batch's ids (?5, a JSON array) in its scope (?1-?4).
+
+    One key seek per id, in the batch's order: the ids drive the join (CROSS JOIN fixes
+    the order; left to itself the planner scans the time index). ``element_id IN
+    (SELECT value FROM json_each(?))`` first sorted the ids into a temporary index,
+    4% of the writer's instructions in SQLite.
+    """
+    columns = ", ".join(f"t.{c}" for c in ("element_id", "revision", *_sql.COMPARED))
+    return (
+        f"SELECT {columns} FROM json_each(?5) AS j CROSS JOIN {table} AS t "
+        "ON t.element_id = j.value AND t.tenant_id = ?1 AND t.environment = ?2 "
+        "AND t.type = ?3 AND t.context = ?4"
+    )
+
+
 # The staged row, when there is one, is newer than the merged one.
 _PRIORS_SQL = (
-    f"SELECT element_id, revision, {_COMPARED} FROM {STAGING} "
-    f"WHERE {_SCOPE} AND element_id IN (SELECT value FROM json_each(?)) "
-    "UNION ALL "
-    f"SELECT element_id, revision, {_COMPARED} FROM data_points "
-    f"WHERE {_SCOPE} AND element_id IN (SELECT value FROM json_each(?)) "
-    f"AND NOT EXISTS (SELECT 1 FROM {STAGING} s WHERE s.tenant_id = data_points.tenant_id "
-    "AND s.environment = data_points.environment AND s.type = data_points.type "
-    "AND s.context = data_points.context AND s.element_id = data_points.element_id)"
+    f"{_probe(STAGING)} UNION ALL {_probe('data_points')} "
+    f"WHERE NOT EXISTS (SELECT 1 FROM {STAGING} s WHERE s.element_id = t.element_id "
+    "AND s.tenant_id = t.tenant_id AND s.environment = t.environment "
+    "AND s.type = t.type AND s.context = t.context)"
 )
 # When none of a batch's ids can be staged (``StagedIds``): one probe per element, not two.
-_MERGED_PRIORS_SQL = (
-    f"SELECT element_id, revision, {_COMPARED} FROM data_points "
-    f"WHERE {_SCOPE} AND element_id IN (SELECT value FROM json_each(?))"
-)
+_MERGED_PRIORS_SQL = _probe("data_points")
 _MERGE_SQL = (
     f"INSERT INTO data_points ({_STAGED_COLUMNS}) "
     f"SELECT {_STAGED_COLUMNS} FROM {STAGING} WHERE true "
@@ -184,7 +194,7 @@ def stage_batch(
     id_list = [p[0] for p in points]
     ids = json.dumps(id_list)
     if staged is None or staged.may_hold(head, id_list):
-        found = conn.execute(_PRIORS_SQL, (*head, ids, *head, ids))
+        found = conn.execute(_PRIORS_SQL, (*head, ids))
     else:
         found = conn.execute(_MERGED_PRIORS_SQL, (*head, ids))
     priors = {row[0]: (row[1], row[2:]) for row in found}
