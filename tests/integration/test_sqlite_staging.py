@@ -155,6 +155,19 @@ async def test_a_clean_stop_merges_everything(
     assert raw(store.path, "SELECT COUNT(*) FROM data_points") == [(2,)]
 
 
+async def crashed_with_two_staged(
+    store: SqliteStorage, tenant: Tenant, client: Client, tmp_path: Path
+) -> Path:
+    """A copy of the file as a SIGKILL would leave it: elements 1 and 2 committed,
+    staged, not merged."""
+    crashed_copy = tmp_path / "crashed.db"
+    await ingest(store, tenant, client, "b1", ["1", "2"], 1.0)
+    with sqlite3.connect(store.path) as src, sqlite3.connect(crashed_copy) as dst:
+        src.backup(dst)
+    assert raw(crashed_copy, f"SELECT COUNT(*) FROM {STAGING}") == [(2,)]
+    return crashed_copy
+
+
 async def test_points_a_crash_left_staged_are_merged_after_a_restart(
     store: SqliteStorage,
     tenant: Tenant,
@@ -162,12 +175,7 @@ async def test_points_a_crash_left_staged_are_merged_after_a_restart(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    crashed_copy = tmp_path / "crashed.db"
-    await ingest(store, tenant, client, "b1", ["1", "2"], 1.0)
-    # The file as a SIGKILL would leave it: committed, staged, not merged.
-    with sqlite3.connect(store.path) as src, sqlite3.connect(crashed_copy) as dst:
-        src.backup(dst)
-    assert raw(crashed_copy, f"SELECT COUNT(*) FROM {STAGING}") == [(2,)]
+    crashed_copy = await crashed_with_two_staged(store, tenant, client, tmp_path)
 
     monkeypatch.setattr(_sqlite_staging, "MERGE_IDLE", 0.05)
     restarted = await started(f"sqlite:///{crashed_copy}")
@@ -184,62 +192,42 @@ async def test_points_a_crash_left_staged_are_merged_after_a_restart(
         await restarted.close()
 
 
+@pytest.mark.parametrize("before", [False, True], ids=["started-after", "started-before"])
 async def test_a_second_process_counts_against_what_the_first_staged(
-    store: SqliteStorage, tenant: Tenant, client: Client
+    store: SqliteStorage, tenant: Tenant, client: Client, before: bool
 ) -> None:
-    await ingest(store, tenant, client, "b1", ["1", "2"], 1.0)
-    other = await started(url_of(store))
+    # Started before, the second writer has staged rows of its own and knows the staging
+    # table: the first one's commit must make it count against that table again.
+    other = await started(url_of(store)) if before else None
     try:
+        if other is not None:
+            assert await ingest(other, tenant, client, "b0", ["9"], 1.0) == counts(created=1)
+        await ingest(store, tenant, client, "b1", ["1", "2"], 1.0)
+        other = other or await started(url_of(store))
         assert await ingest(other, tenant, client, "b2", ["1", "2", "3"], 1.0) == counts(1, 0, 2)
         assert await ingest(other, tenant, client, "b3", ["2"], 7.0) == counts(updated=1)
         # Either process's read merges both processes' staged rows.
-        assert await store.count_points(tenant.id, Environment.TESTING) == 3
+        assert await store.count_points(tenant.id, Environment.TESTING) == 3 + before
     finally:
-        await other.close()
-    assert raw(store.path, "SELECT element_id, value, revision FROM data_points ORDER BY 1") == [
-        ("1", 1.0, 1),
-        ("2", 7.0, 2),
-        ("3", 1.0, 1),
-    ]
-
-
-async def test_a_process_counts_against_what_another_staged_after_it_started(
-    store: SqliteStorage, tenant: Tenant, client: Client
-) -> None:
-    other = await started(url_of(store))  # started while nothing is staged
-    try:
-        assert await ingest(other, tenant, client, "b1", ["9"], 1.0) == counts(created=1)
-        await ingest(store, tenant, client, "b2", ["1", "2"], 1.0)  # staged by the first
-
-        assert await ingest(other, tenant, client, "b3", ["1", "2", "3"], 1.0) == counts(1, 0, 2)
-        assert await ingest(other, tenant, client, "b4", ["2"], 7.0) == counts(updated=1)
-    finally:
-        await other.close()
-    assert raw(store.path, "SELECT element_id, value, revision FROM data_points ORDER BY 1") == [
-        ("1", 1.0, 1),
-        ("2", 7.0, 2),
-        ("3", 1.0, 1),
-        ("9", 1.0, 1),
-    ]
+        if other is not None:
+            await other.close()
+    first = [("1", 1.0, 1), ("2", 7.0, 2), ("3", 1.0, 1)]
+    assert raw(store.path, "SELECT element_id, value, revision FROM data_points ORDER BY 1") == (
+        [*first, ("9", 1.0, 1)] if before else first
+    )
 
 
 async def test_a_restarted_writer_counts_against_what_a_crash_left_staged(
     store: SqliteStorage, tenant: Tenant, client: Client, tmp_path: Path
 ) -> None:
-    crashed_copy = tmp_path / "crashed.db"
-    await ingest(store, tenant, client, "b1", ["1", "2"], 1.0)
-    with sqlite3.connect(store.path) as src, sqlite3.connect(crashed_copy) as dst:
-        src.backup(dst)
-
+    crashed_copy = await crashed_with_two_staged(store, tenant, client, tmp_path)
     restarted = await started(f"sqlite:///{crashed_copy}")  # MERGE_IDLE is an hour here
     try:
         assert await ingest(restarted, tenant, client, "b2", ["1", "2"], 2.0) == counts(updated=2)
-        assert raw(crashed_copy, f"SELECT element_id, revision FROM {STAGING} ORDER BY 1") == [
-            ("1", 2),
-            ("2", 2),
-        ]
+        staged = raw(crashed_copy, f"SELECT element_id, revision FROM {STAGING} ORDER BY 1")
     finally:
         await restarted.close()
+    assert staged == [("1", 2), ("2", 2)]
 
 
 async def test_after_a_merge_a_batch_counts_against_the_merged_rows(
