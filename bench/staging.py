@@ -15,8 +15,8 @@ groups of up to 8):
   covering time index), ``RETURNING revision`` to count created and updated: kpihub's
   write path before migration 0005;
 - **staged**: what the store does now (``storage/_sqlite_staging.py``): counts against
-  both tables (against ``data_points`` alone when none of a batch's ids may be staged,
-  ``StagedIds``), the rows into ``data_points_incoming``, a merge into ``data_points``
+  ``data_points`` (merging first when a batch resends a staged id, ``StagedIds``), the
+  rows appended to ``data_points_incoming``, a merge into ``data_points``
   whenever ``merge_due`` says so, as the writer does, and once at the end (included in
   the time).
 

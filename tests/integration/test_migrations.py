@@ -169,10 +169,47 @@ def test_the_element_first_key_keeps_every_point_both_ways(tmp_path: Path) -> No
         return sorted(both, key=lambda r: int(r[4])), keys[0], time_index
 
     assert stored()[1] == scope_first
-    upgrade(url)
+    upgrade(url, "0006")
     points, key, time_index = stored()
     assert (points, key) == (rows, element_first)
     assert time_index[:5] == ["tenant_id", "environment", "context", "kpi", "ts"]
 
     downgrade(url, "0005")
     assert stored()[:2] == (rows, scope_first)
+
+
+def test_the_staging_table_loses_its_key_and_keeps_its_rows_both_ways(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    upgrade(url, "0006")
+    columns = (
+        "tenant_id, environment, type, context, element_id, kpi, object_type, value, units, "
+        "user_id, location_id, ts, date_from, date_to, batch_id, revision, updated_at"
+    )
+    point = (1, "production", "pos", "sales")
+    rows = [
+        (*point, str(n), "kpi", "number", n / 4, None, "u", None, 100 + n, None, None, "b1", 2, 1.0)
+        for n in range(30)
+    ]
+    with sqlite3.connect(tmp_path / "k.db") as conn:
+        conn.executemany(
+            f"INSERT INTO data_points_incoming ({columns}) VALUES ({', '.join('?' * 17)})", rows
+        )
+
+    def staged() -> tuple[list[tuple[object, ...]], list[list[str]]]:
+        with sqlite3.connect(tmp_path / "k.db") as conn:
+            held = conn.execute(f"SELECT {columns} FROM data_points_incoming").fetchall()
+            indexes = [
+                [c[2] for c in conn.execute(f"PRAGMA index_info({row[1]})")]
+                for row in conn.execute("PRAGMA index_list(data_points_incoming)")
+            ]
+        return sorted(held, key=lambda r: int(r[4])), indexes
+
+    upgrade(url)
+    assert staged() == (rows, [])  # no key, no index: rows appended in arrival order
+
+    downgrade(url, "0006")
+    assert staged() == (rows, [["element_id", "tenant_id", "environment", "type", "context"]])
+    with sqlite3.connect(tmp_path / "k.db") as conn:
+        assert key_columns(conn, "data_points_incoming")[0] == "element_id"
+        with pytest.raises(sqlite3.OperationalError, match="rowid"):
+            conn.execute("SELECT rowid FROM data_points_incoming")  # WITHOUT ROWID again

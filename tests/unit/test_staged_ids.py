@@ -1,4 +1,4 @@
-"""What the SQLite writer knows may be staged: a superset of the staging table."""
+"""What the SQLite writer knows of the staging table: a superset of its ids, its rows."""
 
 from __future__ import annotations
 
@@ -38,3 +38,19 @@ def test_while_unknown_any_id_may_be_staged_until_a_merge() -> None:
 
     staged.unknown()
     assert staged.may_hold(OTHER, ["1"])
+
+
+def test_waiting_counts_staged_rows_and_is_never_zero_while_unknown() -> None:
+    staged = StagedIds()
+    assert staged.waiting == 0
+    staged.add(HEAD, ["1", "2"])
+    staged.add(OTHER, ["1"])
+    assert staged.waiting == 3
+
+    staged.unknown()
+    assert staged.waiting == 3
+    staged.emptied()
+    assert staged.waiting == 0
+
+    staged.unknown()  # a crash's leftovers: how many is not known, but some
+    assert staged.waiting == 1

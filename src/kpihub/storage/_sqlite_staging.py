@@ -7,18 +7,20 @@ elements dirties about 440 index pages, which SQLite writes to the WAL (and late
 back to the database): 2.2 KB of page writes per element, most of the writer's time.
 
 So an accepted batch goes into ``data_points_incoming``, a table with the same
-columns and primary key but no time index, whose pages fill in arrival order. Its
-elements are counted as created / updated / unchanged against both tables before
-they are staged, and the staged row carries its final revision, so a staged row is
-exactly what ``data_points`` will hold. The writer moves the staged rows into
-``data_points`` in one statement (a *merge*) when enough are waiting (``merge_due``),
-when no batch has arrived for ``MERGE_IDLE`` seconds, and before any read of the
-points (``SqliteStorage`` settles first), so a read never misses an acknowledged
-element. A merge of thousands of rows dirties the same few hundred index pages once.
+columns but no key and no index: each row is appended at its end, in arrival order.
+The writer moves the staged rows into ``data_points`` in one statement (a *merge*)
+when enough are waiting (``merge_due``), when no batch has arrived for
+``MERGE_IDLE`` seconds, and before any read of the points (``SqliteStorage`` settles
+first), so a read never misses an acknowledged element. A merge of thousands of rows
+dirties the same few hundred index pages once.
 
-Counting against both tables is two key probes per element. The writer knows which
-ids it staged since its last merge (``StagedIds``), so a batch none of whose ids is
-among them, the usual case for a live feed, is counted against ``data_points`` alone.
+A batch's elements are counted as created / updated / unchanged against
+``data_points`` alone, and each staged row carries its final revision, so a staged
+row is exactly what ``data_points`` will hold. That needs the prior row of every
+element to be in ``data_points``: the writer knows which ids it staged since its last
+merge (``StagedIds``), and merges first when a batch holds one of them, a resend
+within moments (a live feed's batches are new elements). So the staging table never
+holds two rows of one key, and is never searched by key.
 
 Staged rows are committed like any other: an acknowledged element is durable whether
 it has been merged or not, and a restart merges what a crash left staged.
@@ -59,37 +61,23 @@ _ROW = "(" + ",".join("?" * _OWN) + ")"
 # Powers of two: a handful of distinct statements, all in sqlite3's statement cache.
 _CHUNK_SIZES = (512, 256, 128, 64, 32, 16, 8, 4, 2, 1)
 _STAGE_SQL = {
-    n: f"INSERT OR REPLACE INTO {STAGING} ({_STAGED_COLUMNS}) SELECT {_STAGE_SELECT} "
+    n: f"INSERT INTO {STAGING} ({_STAGED_COLUMNS}) SELECT {_STAGE_SELECT} "
     "FROM (VALUES " + ",".join([_ROW] * n) + ")"
     for n in _CHUNK_SIZES
 }
 
 
-def _probe(table: str) -> str:
-    """``table``'s rows of a batch's ids (?5, a JSON array) in its scope (?1-?4).
-
-    One key seek per id, in the batch's order: the ids drive the join (CROSS JOIN fixes
-    the order; left to itself the planner scans the time index). ``element_id IN
-    (SELECT value FROM json_each(?))`` first sorted the ids into a temporary index,
-    4% of the writer's instructions in SQLite.
-    """
-    columns = ", ".join(f"t.{c}" for c in ("element_id", "revision", *_sql.COMPARED))
-    return (
-        f"SELECT {columns} FROM json_each(?5) AS j CROSS JOIN {table} AS t "
-        "ON t.element_id = j.value AND t.tenant_id = ?1 AND t.environment = ?2 "
-        "AND t.type = ?3 AND t.context = ?4"
-    )
-
-
-# The staged row, when there is one, is newer than the merged one.
+_COUNTED = ", ".join(f"t.{c}" for c in ("element_id", "revision", *_sql.COMPARED))
+# ``data_points``' rows of a batch's ids (?5, a JSON array) in its scope (?1-?4). One key
+# seek per id, in the batch's order: the ids drive the join (CROSS JOIN fixes the order;
+# left to itself the planner scans the time index). ``element_id IN (SELECT value FROM
+# json_each(?))`` first sorted the ids into a temporary index, 4% of the writer's
+# instructions in SQLite.
 _PRIORS_SQL = (
-    f"{_probe(STAGING)} UNION ALL {_probe('data_points')} "
-    f"WHERE NOT EXISTS (SELECT 1 FROM {STAGING} s WHERE s.element_id = t.element_id "
-    "AND s.tenant_id = t.tenant_id AND s.environment = t.environment "
-    "AND s.type = t.type AND s.context = t.context)"
+    f"SELECT {_COUNTED} FROM json_each(?5) AS j CROSS JOIN data_points AS t "
+    "ON t.element_id = j.value AND t.tenant_id = ?1 AND t.environment = ?2 "
+    "AND t.type = ?3 AND t.context = ?4"
 )
-# When none of a batch's ids can be staged (``StagedIds``): one probe per element, not two.
-_MERGED_PRIORS_SQL = _probe("data_points")
 _MERGE_SQL = (
     f"INSERT INTO data_points ({_STAGED_COLUMNS}) "
     f"SELECT {_STAGED_COLUMNS} FROM {STAGING} WHERE true "
@@ -122,21 +110,28 @@ _INSERT_BATCH = _sql.insert_batch_sql(_qmark)
 
 
 class StagedIds:
-    """The element ids that may be staged, per scope (tenant, environment, type, context).
+    """What the writer knows of the staging table: which element ids may be staged, per
+    scope (tenant, environment, type, context), and how many rows it staged.
 
-    A superset of what the staging table holds: ids are added when staged (a rolled-back
-    job leaves extra ones, which is harmless) and forgotten only when a merge that
-    emptied the table has committed. A batch none of whose ids may be staged is counted
-    against ``data_points`` alone, one probe per element instead of two.
+    The ids are a superset of what the table holds: added when staged, forgotten when
+    a merge empties the table (``emptied``). A batch any of whose ids may be staged is
+    merged before it is counted (``stage_batch``), so the table never holds two rows of
+    one key and a batch is always counted against ``data_points`` alone.
 
-    The writer keeps one, and tells it (``unknown``) when the staging table may hold
-    rows it did not stage: a crash's leftovers at start, another process's commit. Until
-    the next merge, every batch is then counted against both tables.
+    ``unknown``: the table may hold rows this writer did not stage (a crash's leftovers
+    at start, another process's commit), or a rollback undid a merge it was told of.
+    Until the next merge, every batch then merges first.
     """
 
     def __init__(self, *, known: bool = True) -> None:
         self.known = known
+        self.rows = 0
         self._ids: dict[tuple[Any, ...], set[str]] = {}
+
+    @property
+    def waiting(self) -> int:
+        """Rows to merge: those staged since the last merge, at least 1 when unknown."""
+        return self.rows if self.known else max(self.rows, 1)
 
     def may_hold(self, head: tuple[Any, ...], ids: list[str]) -> bool:
         if not self.known:
@@ -146,11 +141,13 @@ class StagedIds:
 
     def add(self, head: tuple[Any, ...], ids: list[str]) -> None:
         self._ids.setdefault(head, set()).update(ids)
+        self.rows += len(ids)
 
     def emptied(self) -> None:
-        """A merge that left the staging table empty has committed."""
+        """A merge emptied the staging table (if its transaction rolls back: ``unknown``)."""
         self._ids.clear()
         self.known = True
+        self.rows = 0
 
     def unknown(self) -> None:
         self._ids.clear()
@@ -174,13 +171,14 @@ def stage_batch(
     write: domain.BatchWrite,
     points: list[PointRow],
     render: RenderAck,
-    staged: StagedIds | None = None,
+    staged: StagedIds,
 ) -> tuple[domain.BatchCounts, bytes] | None:
     """Count ``points`` (``write``'s elements, as ``point_rows`` gives them) against what
     is stored, stage the new and changed ones, record the batch; ``None`` when a
     concurrent request with the same key won. ``write.batch.points`` is not read.
 
-    Without ``staged`` (what may be staged), the counts always look at both tables."""
+    When any of them may be staged already (``staged``), the staging table is merged
+    first, in the same transaction: then ``data_points`` holds every prior row."""
     if (
         write.idempotency_key is not None
         and conn.execute(
@@ -193,11 +191,10 @@ def stage_batch(
     head = (write.tenant_id, write.environment.value, batch.type, batch.context)
     id_list = [p[0] for p in points]
     ids = json.dumps(id_list)
-    if staged is None or staged.may_hold(head, id_list):
-        found = conn.execute(_PRIORS_SQL, (*head, ids))
-    else:
-        found = conn.execute(_MERGED_PRIORS_SQL, (*head, ids))
-    priors = {row[0]: (row[1], row[2:]) for row in found}
+    if staged.may_hold(head, id_list):
+        merge(conn)
+        staged.emptied()
+    priors = {row[0]: (row[1], row[2:]) for row in conn.execute(_PRIORS_SQL, (*head, ids))}
     tail = (write.batch_id, write.received_at)
     rows: list[tuple[Any, ...]] = []
     updated = 0
@@ -211,8 +208,7 @@ def stage_batch(
             revision = prior[0] + 1
             updated += 1
         rows.append((*p, revision))
-    if staged is not None:
-        staged.add(head, [row[0] for row in rows])
+    staged.add(head, [row[0] for row in rows])
     _stage(conn, (*head, *tail), rows)
     counts = domain.BatchCounts(
         received=len(points),

@@ -82,9 +82,10 @@ def _wal_round(wal: Path) -> bytes:
 
 
 class GroupWriter:
-    """Runs groups of jobs on the write connection; counts what it staged since a merge.
+    """Runs groups of jobs on the write connection; knows what it staged since a merge.
 
-    ``staged`` only decides when to merge (a read merges whatever any process staged).
+    ``staged.waiting`` only decides when to merge (a read merges whatever any process
+    staged).
     """
 
     WAL_RESTART_AFTER = 1.0
@@ -93,17 +94,15 @@ class GroupWriter:
     def __init__(self, conn: sqlite3.Connection, synchronous: str, path: Path) -> None:
         self.conn = conn
         self.synchronous = synchronous.upper()
-        self.staged = 0
         self.events: list[Event] = []
         self._wal = path.with_name(path.name + "-wal")
         self._wal_round = (_wal_round(self._wal), time.monotonic())
         # What a crash left staged is merged as soon as the writer is idle. Before the
         # schema exists (a store started to be migrated) there is nothing to merge.
+        self.staged = _sqlite_staging.StagedIds()
         with contextlib.suppress(sqlite3.Error):
             if conn.execute(_sqlite_staging.HAS_STAGED_SQL).fetchone():
-                self.staged = 1
-        self.staged_ids = _sqlite_staging.StagedIds(known=not self.staged)
-        self._merged = False  # a MERGE job of the current group emptied the staging table
+                self.staged.unknown()
         self._data_version = self._other_commits()
 
     def _other_commits(self) -> int:
@@ -116,7 +115,7 @@ class GroupWriter:
         version = self._other_commits()
         if version != self._data_version:
             self._data_version = version
-            self.staged_ids.unknown()
+            self.staged.unknown()
 
     def _failed(self, exc: BaseException) -> None:
         self.events.append((FAILED, exc))
@@ -128,20 +127,16 @@ class GroupWriter:
             payload = pickle.loads(view[JOB_HEADER.size :])  # noqa: S301 (our own server)
         if kind == STAGE:
             write, points, render = payload
-            result = _sqlite_staging.stage_batch(self.conn, write, points, render, self.staged_ids)
-            if result is not None:
-                self.staged += result[0].created + result[0].updated
-            return result
+            return _sqlite_staging.stage_batch(self.conn, write, points, render, self.staged)
         if kind == MERGE:
-            moved = self.merge()
-            self._merged = True
-            return moved
+            return self.merge()
         job: Callable[[sqlite3.Connection], Any] = payload
         return job(self.conn)
 
     def merge(self) -> int:
+        """Inside a transaction; whoever rolls it back calls ``staged.unknown()``."""
         moved = _sqlite_staging.merge(self.conn)
-        self.staged = 0
+        self.staged.emptied()
         return moved
 
     def merge_alone(self) -> None:
@@ -162,14 +157,13 @@ class GroupWriter:
             self._notice_other_writers()  # whatever they staged, the merge moves too
             self.merge()
             conn.execute("COMMIT")
-            self.staged_ids.emptied()
             self._restart_wal_if_stuck()
         except sqlite3.Error as exc:
             self._failed(exc)
             with contextlib.suppress(sqlite3.Error):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
-            self.staged = max(self.staged, 1)
+            self.staged.unknown()
         finally:
             # Not suppressed: a writer that could not go back to fsyncing its commits
             # must stop (the server starts a new one) rather than acknowledge unsynced.
@@ -204,7 +198,7 @@ class GroupWriter:
                 if self.conn.in_transaction:
                     self.conn.execute("ROLLBACK")
             failure = StoreUnavailable(f"The database write failed: {exc}")
-            self.staged = max(self.staged, 1)  # unknown now: merge when idle
+            self.staged.unknown()  # merge when idle, and before the next batch
             return [(job_id, False, failure) for job_id, _, _ in group]
 
     def _commit_group(self, group: list[Job]) -> list[Reply]:
@@ -217,7 +211,6 @@ class GroupWriter:
             failure = StoreUnavailable(f"The database cannot be written: {exc}")
             return [(job_id, False, failure) for job_id, _, _ in group]
         self._notice_other_writers()
-        self._merged = False
         replies: list[Reply] = []
         for job_id, kind, frame in group:
             conn.execute("SAVEPOINT job")
@@ -230,6 +223,7 @@ class GroupWriter:
                 # every job of the group, none is told its data is stored.
                 conn.execute("ROLLBACK TO job")
                 conn.execute("RELEASE job")
+                self.staged.unknown()  # the job may have merged, or staged what it rolled back
                 replies.append((job_id, False, exc))
             else:
                 conn.execute("RELEASE job")
@@ -241,10 +235,8 @@ class GroupWriter:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             failure = StoreUnavailable(f"The database commit failed: {exc}")
-            self.staged = max(self.staged, 1)
+            self.staged.unknown()
             return [(job_id, False, failure) for job_id, _, _ in group]
-        if self._merged:
-            self.staged_ids.emptied()
         self.events.append((COMMITTED, time.perf_counter() - began))
         return replies
 
@@ -325,7 +317,7 @@ def serve(link: Link, path: Path, synchronous: str, busy_timeout: float) -> None
     stopping = False
     while not stopping:
         try:
-            if not link.poll(_sqlite_staging.MERGE_IDLE if writer.staged else None):
+            if not link.poll(_sqlite_staging.MERGE_IDLE if writer.staged.waiting else None):
                 writer.merge_alone()
                 if writer.events:
                     _send(link, [], writer.events)
@@ -342,7 +334,7 @@ def serve(link: Link, path: Path, synchronous: str, busy_timeout: float) -> None
         except (EOFError, OSError):
             break  # the server is gone: nobody is waiting for an answer
         if group:
-            before = writer.staged
+            before = writer.staged.waiting
             replies = writer.run_group(group)
             events, writer.events = writer.events, []
             try:
@@ -350,7 +342,8 @@ def serve(link: Link, path: Path, synchronous: str, busy_timeout: float) -> None
             except OSError:
                 break
             # After the answers, not before: the group's requests need not wait for it.
-            if _sqlite_staging.merge_due(writer.staged, writer.staged - before):
+            waiting = writer.staged.waiting
+            if _sqlite_staging.merge_due(waiting, max(0, waiting - before)):
                 writer.merge_alone()
     # A clean stop leaves nothing staged (a crash's leftovers merge on the next start).
     writer.merge_alone()
