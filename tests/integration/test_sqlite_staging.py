@@ -13,7 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from kpihub.domain import BatchCounts, Client, Environment, PointFilter, Tenant
+from kpihub.domain import (
+    BatchCounts,
+    Client,
+    DataPoint,
+    Environment,
+    ParsedBatch,
+    PointFilter,
+    Tenant,
+)
 from kpihub.storage import _sqlite_staging
 from kpihub.storage.migrate import upgrade
 from kpihub.storage.sqlite import SqliteStorage
@@ -150,6 +158,32 @@ async def test_a_job_rolled_back_after_merging_leaves_nothing_assumed(
         ("2", 1.0, 1),
         ("4", 5.0, 1),
     ]
+
+
+@pytest.mark.parametrize("with_every_value", [False, True], ids=["none-has-them", "one-has"])
+async def test_optional_values_are_stored_whichever_rows_leave_them_out(
+    store: SqliteStorage, tenant: Tenant, client: Client, with_every_value: bool
+) -> None:
+    # Left out by every row of a batch, a column is written as a literal NULL; left out
+    # by some, it is bound per row like any value.
+    points = [
+        DataPoint(str(n), "sales", "number", n / 2, None, 100 + n, None, None, f"u{n}", None)
+        for n in range(600)  # more than one chunk: 512 + 64 + 16 + 8
+    ]
+    if with_every_value:
+        points[300] = DataPoint("300", "sales", "number", 9.5, "Eur", 400, 390, 410, None, "l1")
+    batch = write(tenant, client, "b1", [])
+    batch.batch = ParsedBatch("acme-pos", "1.0.0", "sales", points)
+
+    assert (await store.ingest(batch, render)) is not None
+
+    assert await store.count_points(tenant.id, Environment.TESTING) == 600
+    stored = raw(
+        store.path,
+        "SELECT element_id, kpi, object_type, value, units, ts, date_from, date_to, user_id, "
+        "location_id FROM data_points",
+    )
+    assert sorted(stored, key=lambda r: int(str(r[0]))) == [tuple(p) for p in points]
 
 
 async def test_the_writer_merges_when_enough_rows_are_staged(
