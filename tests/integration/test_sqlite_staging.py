@@ -323,6 +323,39 @@ async def test_after_a_merge_a_batch_counts_against_the_merged_rows(
     ]
 
 
+@pytest.mark.parametrize("secure", ["OFF", "ON", "FAST"])
+def test_a_merge_frees_the_staging_pages_unzeroed_and_leaves_secure_delete_as_it_was(
+    tmp_path: Path, secure: str
+) -> None:
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    upgrade(url)
+    columns = "tenant_id, environment, type, context, element_id, kpi, object_type, value, "
+    columns += "ts, batch_id, revision, updated_at"
+    with sqlite3.connect(tmp_path / "k.db", isolation_level=None) as conn:
+        conn.execute(f"PRAGMA secure_delete = {secure}")
+        before = conn.execute("PRAGMA secure_delete").fetchone()
+        conn.execute("BEGIN")
+        conn.executemany(
+            f"INSERT INTO {STAGING} ({columns}) VALUES (1, 'testing', 'pos', 'sales', ?, "
+            "'kpi', 'number', 1.5, 100, 'b1', 1, 1.0)",
+            [(f"secret-{n:04}",) for n in range(2000)],
+        )
+        conn.execute("COMMIT")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        on_disk = (tmp_path / "k.db").read_bytes().count(b"secret-")
+        conn.execute("BEGIN")
+        assert _sqlite_staging.merge(conn) == 2000
+        conn.execute("COMMIT")
+        assert conn.execute("PRAGMA secure_delete").fetchone() == before
+        assert conn.execute(f"SELECT COUNT(*) FROM {STAGING}").fetchone() == (0,)
+        freed = conn.execute("PRAGMA freelist_count").fetchone()[0]
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert freed > 0
+    # The staged copies are still on the freed pages (zeroed, they would be gone), beside
+    # the merged ones: what data_points holds now, until the pages are reused.
+    assert (tmp_path / "k.db").read_bytes().count(b"secret-") >= on_disk + 2 * 2000, on_disk
+
+
 def test_counting_seeks_each_id_by_primary_key(tmp_path: Path) -> None:
     # Left to itself, SQLite plans this join as a scan of the scope's time index: the
     # whole history of a context for every batch.
