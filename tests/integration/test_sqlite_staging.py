@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -160,18 +160,31 @@ async def test_a_job_rolled_back_after_merging_leaves_nothing_assumed(
     ]
 
 
-@pytest.mark.parametrize("with_every_value", [False, True], ids=["none-has-them", "one-has"])
-async def test_optional_values_are_stored_whichever_rows_leave_them_out(
-    store: SqliteStorage, tenant: Tenant, client: Client, with_every_value: bool
+def shared_nothing(n: int) -> DataPoint:
+    return DataPoint(str(n), f"k{n % 3}", "number", n / 2, None, 100 + n, None, None, f"u{n}", None)
+
+
+def shared_everything(n: int) -> DataPoint:
+    return DataPoint(str(n), "sales", "number", n / 2, "Eur", 100 + n, 90, 110, "u1", "l1")
+
+
+@pytest.mark.parametrize(
+    ("make", "odd_one"),
+    [(shared_nothing, False), (shared_nothing, True), (shared_everything, False)],
+    ids=["nulls-shared", "one-differs", "values-shared"],
+)
+async def test_every_value_is_stored_whatever_the_rows_share(
+    store: SqliteStorage,
+    tenant: Tenant,
+    client: Client,
+    make: Callable[[int], DataPoint],
+    odd_one: bool,
 ) -> None:
-    # Left out by every row of a batch, a column is written as a literal NULL; left out
-    # by some, it is bound per row like any value.
-    points = [
-        DataPoint(str(n), "sales", "number", n / 2, None, 100 + n, None, None, f"u{n}", None)
-        for n in range(600)  # more than one chunk: 512 + 64 + 16 + 8
-    ]
-    if with_every_value:
-        points[300] = DataPoint("300", "sales", "number", 9.5, "Eur", 400, 390, 410, None, "l1")
+    # A value every row of a batch has (None included) is bound once per statement;
+    # the others once per row.
+    points = [make(n) for n in range(600)]  # more than one chunk: 512 + 64 + 16 + 8
+    if odd_one:
+        points[300] = DataPoint("300", "k0", "text", 9.5, "Eur", 400, 390, 410, None, "l1")
     batch = write(tenant, client, "b1", [])
     batch.batch = ParsedBatch("acme-pos", "1.0.0", "sales", points)
 
