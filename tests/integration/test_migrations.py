@@ -109,24 +109,36 @@ def test_only_sqlite_has_a_staging_table(empty_database_url: str) -> None:
     )
 
 
+COLUMNS = (
+    "tenant_id, environment, type, context, element_id, kpi, object_type, value, units, "
+    "user_id, location_id, ts, date_from, date_to, batch_id, revision, updated_at"
+)
+
+
+def point_rows(count: int, *, revision: int) -> list[tuple[object, ...]]:
+    """``count`` rows of a point table, in ``COLUMNS`` order, element ids "0", "1"..."""
+    scope = (1, "production", "pos", "sales")
+    tail = (None, None, "b1", revision, 1.0)  # date_from, date_to, batch, revision, updated_at
+    return [
+        (*scope, str(n), "kpi", "number", n / 4, None, "u", None, 100 + n, *tail)
+        for n in range(count)
+    ]
+
+
 def test_downgrading_past_staging_keeps_the_staged_points(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'k.db'}"
     upgrade(url)
-    columns = (
-        "tenant_id, environment, type, context, element_id, kpi, object_type, value, units, "
-        "user_id, location_id, ts, date_from, date_to, batch_id, revision, updated_at"
-    )
     staged = (1, "production", "pos", "sales", "7", "kpi", "number", 2.5, None, "u", None)
     with sqlite3.connect(tmp_path / "k.db") as conn:
         conn.execute(
-            f"INSERT INTO data_points_incoming ({columns}) VALUES ({', '.join('?' * 17)})",
+            f"INSERT INTO data_points_incoming ({COLUMNS}) VALUES ({', '.join('?' * 17)})",
             (*staged, 100, None, None, "b1", 3, 1.0),
         )
 
     downgrade(url, "0004")
 
     with sqlite3.connect(tmp_path / "k.db") as conn:
-        kept = conn.execute(f"SELECT {columns} FROM data_points").fetchall()
+        kept = conn.execute(f"SELECT {COLUMNS} FROM data_points").fetchall()
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
     assert kept == [(*staged, 100, None, None, "b1", 3, 1.0)]
     assert "data_points_incoming" not in names
@@ -141,16 +153,8 @@ def key_columns(conn: sqlite3.Connection, table: str) -> list[str]:
 def test_the_element_first_key_keeps_every_point_both_ways(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'k.db'}"
     upgrade(url, "0005")
-    columns = (
-        "tenant_id, environment, type, context, element_id, kpi, object_type, value, units, "
-        "user_id, location_id, ts, date_from, date_to, batch_id, revision, updated_at"
-    )
-    point = (1, "production", "pos", "sales")
-    rows = [
-        (*point, str(n), "kpi", "number", n / 4, None, "u", None, 100 + n, None, None, "b1", 1, 1.0)
-        for n in range(50)
-    ]
-    insert = f"({columns}) VALUES ({', '.join('?' * 17)})"
+    rows = point_rows(50, revision=1)
+    insert = f"({COLUMNS}) VALUES ({', '.join('?' * 17)})"
     with sqlite3.connect(tmp_path / "k.db") as conn:
         conn.executemany(f"INSERT INTO data_points {insert}", rows[:40])
         conn.executemany(f"INSERT INTO data_points_incoming {insert}", rows[40:])
@@ -160,8 +164,8 @@ def test_the_element_first_key_keeps_every_point_both_ways(tmp_path: Path) -> No
     def stored() -> tuple[list[tuple[object, ...]], list[str], list[str]]:
         with sqlite3.connect(tmp_path / "k.db") as conn:
             both = conn.execute(
-                f"SELECT {columns} FROM data_points UNION ALL "
-                f"SELECT {columns} FROM data_points_incoming"
+                f"SELECT {COLUMNS} FROM data_points UNION ALL "
+                f"SELECT {COLUMNS} FROM data_points_incoming"
             ).fetchall()
             time_index = [r[2] for r in conn.execute("PRAGMA index_info(ix_data_points_time)")]
             keys = [key_columns(conn, t) for t in ("data_points", "data_points_incoming")]
@@ -181,23 +185,15 @@ def test_the_element_first_key_keeps_every_point_both_ways(tmp_path: Path) -> No
 def test_the_staging_table_loses_its_key_and_keeps_its_rows_both_ways(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'k.db'}"
     upgrade(url, "0006")
-    columns = (
-        "tenant_id, environment, type, context, element_id, kpi, object_type, value, units, "
-        "user_id, location_id, ts, date_from, date_to, batch_id, revision, updated_at"
-    )
-    point = (1, "production", "pos", "sales")
-    rows = [
-        (*point, str(n), "kpi", "number", n / 4, None, "u", None, 100 + n, None, None, "b1", 2, 1.0)
-        for n in range(30)
-    ]
+    rows = point_rows(30, revision=2)
     with sqlite3.connect(tmp_path / "k.db") as conn:
         conn.executemany(
-            f"INSERT INTO data_points_incoming ({columns}) VALUES ({', '.join('?' * 17)})", rows
+            f"INSERT INTO data_points_incoming ({COLUMNS}) VALUES ({', '.join('?' * 17)})", rows
         )
 
     def staged() -> tuple[list[tuple[object, ...]], list[list[str]]]:
         with sqlite3.connect(tmp_path / "k.db") as conn:
-            held = conn.execute(f"SELECT {columns} FROM data_points_incoming").fetchall()
+            held = conn.execute(f"SELECT {COLUMNS} FROM data_points_incoming").fetchall()
             indexes = [
                 [c[2] for c in conn.execute(f"PRAGMA index_info({row[1]})")]
                 for row in conn.execute("PRAGMA index_list(data_points_incoming)")

@@ -128,15 +128,10 @@ async def test_a_batch_resending_a_staged_id_merges_first(
     assert await ingest(store, tenant, client, "b3", ["2", "4"], 3.0) == counts(1, 1)
 
     # b1 and b2 were merged before b3 was counted: one staged row per key, ever.
-    assert raw(store.path, "SELECT element_id, revision FROM data_points ORDER BY 1") == [
-        ("1", 1),
-        ("2", 1),
-        ("3", 1),
-    ]
-    assert raw(store.path, f"SELECT element_id, value, revision FROM {STAGING} ORDER BY 1") == [
-        ("2", 3.0, 2),
-        ("4", 3.0, 1),
-    ]
+    merged = raw(store.path, "SELECT element_id, revision FROM data_points ORDER BY 1")
+    staged = raw(store.path, f"SELECT element_id, value, revision FROM {STAGING} ORDER BY 1")
+    assert merged == [("1", 1), ("2", 1), ("3", 1)]
+    assert staged == [("2", 3.0, 2), ("4", 3.0, 1)]
 
 
 async def test_a_job_rolled_back_after_merging_leaves_nothing_assumed(
