@@ -34,6 +34,13 @@ class Settings(BaseSettings):
         "connecting, its statements) gives up with a 503, and before SQLite gives up "
         "waiting for another process's write lock",
     )
+    store_start_timeout: float = Field(
+        60.0,
+        ge=0,
+        description="Seconds 'kpihub serve' waits at start for a PostgreSQL store that does "
+        "not answer yet (still starting, as at boot), retrying and logging each attempt; "
+        "0 = exit at once. SQLite is not waited for",
+    )
     redis_url: str = Field(
         "memory://",
         description="Rate-limit counters: memory:// (this process) or redis://host:port/db "

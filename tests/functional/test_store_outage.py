@@ -13,6 +13,7 @@ as a hang.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ import pytest
 from tests.batches import one_element_batch
 from tests.functional.acked import INTEGRATION, TENANT, Load, consistency_problems
 from tests.functional.server import (
+    CLI_TIMEOUT,
     Kpihub,
     ServerProcess,
     get_token,
@@ -149,3 +151,47 @@ def test_an_unreachable_postgres_gives_503s_within_the_timeout(
 ) -> None:
     """A frozen server answers nothing and refuses nothing: only timeouts end the wait."""
     outage(server, cli, postgres.freeze, postgres.thaw)
+
+
+def test_serve_waits_at_start_for_a_postgres_still_starting(
+    cli: Kpihub, postgres: PrivatePostgres
+) -> None:
+    """As at boot: the server starts before PostgreSQL does, waits, then serves."""
+    postgres.stop()
+    server = cli.server()
+    comes_up = threading.Timer(3.0, postgres.start)
+    comes_up.start()
+    try:
+        server.start()  # fails if serve exits instead of waiting
+        creds = new_client(cli, TENANT)
+        with server.http(TENANT, timeout=BOUND) as http:
+            auth = {"Authorization": f"Bearer {get_token(http, creds)}"}
+            batch = one_element_batch(INTEGRATION, "late-start", id="late-start", value=1)
+            assert http.post("/api/external/v1/kpi", json=batch, headers=auth).status_code == 200
+            assert http.get("/readyz").status_code == 200
+    finally:
+        comes_up.join()
+        server.kill()
+    log = server.log(tail=None)
+    assert "Connection refused" in log and "Waiting for it: retry 1 in" in log, log
+    assert "KPIHUB_STORE_START_TIMEOUT" in log and "Traceback" not in log, log
+
+
+def test_serve_gives_up_on_a_postgres_down_for_longer_than_the_start_timeout(
+    cli: Kpihub, postgres: PrivatePostgres
+) -> None:
+    postgres.stop()
+    started = time.monotonic()
+    result = cli.run("serve", "--port", "0", ok=False, env={"KPIHUB_STORE_START_TIMEOUT": "1.5"})
+    took = time.monotonic() - started
+    assert result.returncode == 1
+    assert "Waiting for it: retry 1 in" in result.stderr, result
+    assert "did not answer within 1.5 s (KPIHUB_STORE_START_TIMEOUT)" in result.stderr, result
+    assert 1.5 <= took < CLI_TIMEOUT, took
+
+
+def test_serve_with_no_start_timeout_exits_at_once(cli: Kpihub, postgres: PrivatePostgres) -> None:
+    postgres.stop()
+    result = cli.run("serve", "--port", "0", ok=False, env={"KPIHUB_STORE_START_TIMEOUT": "0"})
+    assert "cannot be opened or migrated" in result.stderr, result
+    assert "Waiting for it" not in result.stderr and "did not answer" not in result.stderr, result

@@ -6,21 +6,25 @@ import asyncio
 import dataclasses
 import enum
 import json
+import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, NoReturn, TypeVar
 
+import stamina
+import stamina.instrumentation
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
-from kpihub.errors import KpihubError
+from kpihub.errors import KpihubError, StoreUnavailable
 from kpihub.settings import Settings
 from kpihub.storage import Storage, open_storage
-from kpihub.storage.migrate import ensure_schema, upgrade
+from kpihub.storage.migrate import current_revision, ensure_schema, upgrade
+from kpihub.storage.urls import scheme
 
 T = TypeVar("T")
 
@@ -65,6 +69,50 @@ def schema_ready(database_url: str) -> None:
         ensure_schema(database_url)
     except KpihubError as exc:
         fail(exc.message)
+
+
+def wait_for_store(database_url: str, timeout: float) -> None:
+    """Return once a PostgreSQL store answers, trying for up to ``timeout`` seconds.
+
+    At boot the database server may still be starting (or be a container started beside
+    this one): ``kpihub serve`` waits for it, saying so in its log at every retry, rather
+    than exiting at once. SQLite is a local file: nothing to wait for. After ``timeout``
+    seconds (0: at once) the last error is printed and the command exits.
+    """
+    if scheme(database_url) != "postgresql":
+        return
+    log = logging.getLogger("kpihub")
+
+    def say(details: stamina.instrumentation.RetryDetails) -> None:
+        cause = details.caused_by
+        reason = cause.message if isinstance(cause, KpihubError) else str(cause)
+        log.warning(
+            "%s Waiting for it: retry %d in %.1f s (up to %g s in all: "
+            "KPIHUB_STORE_START_TIMEOUT).",
+            reason,
+            details.retry_num,
+            details.wait_for,
+            timeout,
+        )
+
+    hooks = stamina.instrumentation.get_on_retry_hooks()
+    stamina.instrumentation.set_on_retry_hooks([say])
+    try:
+        for attempt in stamina.retry_context(
+            on=StoreUnavailable,
+            attempts=None if timeout > 0 else 1,
+            timeout=timeout if timeout > 0 else None,
+            wait_initial=0.5,
+            wait_max=2.0,  # the last wait may end past the timeout, by this much at most
+            wait_jitter=0.5,
+        ):
+            with attempt:
+                current_revision(database_url)
+    except StoreUnavailable as exc:
+        waited = f" It did not answer within {timeout:g} s (KPIHUB_STORE_START_TIMEOUT)."
+        fail(exc.message + (waited if timeout > 0 else ""))
+    finally:
+        stamina.instrumentation.set_on_retry_hooks(hooks)
 
 
 def with_storage(fn: Callable[[Storage, Settings], Awaitable[T]]) -> T:

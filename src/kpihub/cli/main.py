@@ -11,7 +11,15 @@ from typing import Annotated, cast
 import typer
 
 from kpihub import admin
-from kpihub.cli._run import emit_json, migrate, out, schema_ready, settings, with_storage
+from kpihub.cli._run import (
+    emit_json,
+    migrate,
+    out,
+    schema_ready,
+    settings,
+    wait_for_store,
+    with_storage,
+)
 from kpihub.cli.admin_commands import client_app, integration_app, tenant_app
 from kpihub.cli.key_commands import keys_app
 from kpihub.cli.ops_commands import register as register_ops_commands
@@ -76,6 +84,7 @@ def serve(
             workers,
             workers,
         )
+    wait_for_store(cfg.database_url, cfg.store_start_timeout)
     if cfg.auto_migrate:
         schema_ready(cfg.database_url)  # once here, not in every worker
         os.environ["KPIHUB_AUTO_MIGRATE"] = "false"
