@@ -104,8 +104,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     try:
         s = Site(cli, server, creds)
         now = int(time.time())
+        # Up to 119 hours old: inside the explorer's default range (the last 7 local
+        # days, today included) at any hour of the day.
         rows = [
-            (f"e{i}", f"u{i % 3 + 1}", f"l{i % 2 + 1}", 10.0 + i, now - 3600 * (i * 7 % 150))
+            (f"e{i}", f"u{i % 3 + 1}", f"l{i % 2 + 1}", 10.0 + i, now - 3600 * (i * 7 % 120))
             for i in range(30)
         ]
         response = s.push(body(rows))
