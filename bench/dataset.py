@@ -460,12 +460,20 @@ def _load_sqlite(spec: Spec, path: Path, tenant: Tenant) -> dict[str, float]:
             f"INSERT INTO batches ({_BATCH_COLUMNS}) VALUES ({', '.join('?' * 20)})",
             _batch_row(spec, owner),
         )
+        # SQLite's points carry the id of their series (migration 0008).
+        series = {
+            (k.context, k.name): conn.execute(
+                "INSERT INTO series (tenant_id, environment, context, kpi) VALUES (?, ?, ?, ?)",
+                (owner.tenant_id, ENVIRONMENT, k.context, k.name),
+            ).lastrowid
+            for k in KPIS
+        }
         insert = (
-            f"INSERT INTO data_points ({', '.join(POINT_COLUMNS)}) "
-            f"VALUES ({', '.join('?' * len(POINT_COLUMNS))})"
+            f"INSERT INTO data_points ({', '.join(POINT_COLUMNS)}, series_id) "
+            f"VALUES ({', '.join('?' * (len(POINT_COLUMNS) + 1))})"
         )
         for rows in chunks(spec, owner):
-            conn.executemany(insert, rows)
+            conn.executemany(insert, [(*r, series[r[3], r[5]]) for r in rows])
         conn.execute("COMMIT")
         timings["generate + insert"] = time.perf_counter() - t
         t = time.perf_counter()

@@ -51,15 +51,15 @@ from kpihub.storage import _sql, _sqlite_staging
 from kpihub.storage.migrate import upgrade
 
 WritePath = Callable[[sqlite3.Connection, domain.BatchWrite], int]
-_ROW = "(" + ",".join("?" * len(_sql.POINT_COLUMNS.split(","))) + ")"
+_ROW = "(" + ",".join("?" * (len(_sql.POINT_COLUMNS.split(",")) + 1)) + ")"
 _CHANGED = " OR ".join(f"data_points.{c} IS NOT excluded.{c}" for c in _sql.COMPARED)
 
 
 def _direct_sql(rows: int) -> str:
     return (
-        f"INSERT INTO data_points ({_sql.POINT_COLUMNS}) VALUES "
+        f"INSERT INTO data_points ({_sql.POINT_COLUMNS}, series_id) VALUES "
         + ",".join([_ROW] * rows)
-        + _sql.UPSERT_CONFLICT
+        + _sql.UPSERT_CONFLICT.replace(" WHERE ", ", series_id = excluded.series_id WHERE ")
         + _CHANGED
         + " RETURNING revision"
     )
@@ -76,17 +76,21 @@ def direct(conn: sqlite3.Connection, write: domain.BatchWrite) -> int:
         params += (p.element_id, p.kpi, p.object_type, p.value, p.units, p.user_id)
         params += (p.location_id, p.timestamp, p.date_from, p.date_to)
         params += tail
+        params.append(SERIES_IDS.of(conn, (head[0], head[1], head[3]), p.kpi))
     sql = _direct_sql(len(batch.points))
     return sum(1 for (revision,) in conn.execute(sql, params) if revision == 1)
 
 
 STAGED_IDS = _sqlite_staging.StagedIds()
 """What the writer knows may be staged (``run`` tells it of each merge, as the writer does)."""
+SERIES_IDS = _sqlite_staging.SeriesIds()
 
 
 def staged(conn: sqlite3.Connection, write: domain.BatchWrite) -> int:
     points = _sqlite_staging.point_rows(write.batch.points)
-    result = _sqlite_staging.stage_batch(conn, write, points, lambda counts: b"", STAGED_IDS)
+    result = _sqlite_staging.stage_batch(
+        conn, write, points, lambda counts: b"", STAGED_IDS, SERIES_IDS
+    )
     assert result is not None
     return result[0].created
 
@@ -138,6 +142,7 @@ def run(
     created = pages = commits = 0
     staged_rows = 0
     STAGED_IDS.emptied()  # a fresh file
+    SERIES_IDS.forget()
     started = last_checkpoint = time.perf_counter()
     for g in range(0, len(writes), group):
         before = staged_rows

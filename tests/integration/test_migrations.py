@@ -209,3 +209,59 @@ def test_the_staging_table_loses_its_key_and_keeps_its_rows_both_ways(tmp_path: 
         assert key_columns(conn, "data_points_incoming")[0] == "element_id"
         with pytest.raises(sqlite3.OperationalError, match="rowid"):
             conn.execute("SELECT rowid FROM data_points_incoming")  # WITHOUT ROWID again
+
+
+def test_series_ids_fill_every_point_and_go_away_again(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    upgrade(url, "0007")
+    rows = point_rows(12, revision=1)
+    # Three series: two KPIs of one context, and the first KPI in another tenant.
+    rows = [
+        (2 if n >= 8 else 1, *r[1:5], "other" if n % 2 else "kpi", *r[6:])
+        for n, r in enumerate(rows)
+    ]
+    insert = f"({COLUMNS}) VALUES ({', '.join('?' * 17)})"
+    with sqlite3.connect(tmp_path / "k.db") as conn:
+        conn.executemany(f"INSERT INTO data_points {insert}", rows[:9])
+        conn.executemany(f"INSERT INTO data_points_incoming {insert}", rows[9:])
+
+    def stored() -> list[tuple[object, ...]]:
+        with sqlite3.connect(tmp_path / "k.db") as conn:
+            return sorted(
+                conn.execute(
+                    f"SELECT {COLUMNS} FROM data_points UNION ALL "
+                    f"SELECT {COLUMNS} FROM data_points_incoming"
+                ).fetchall(),
+                key=lambda r: int(r[4]),
+            )
+
+    def time_index() -> list[str]:
+        with sqlite3.connect(tmp_path / "k.db") as conn:
+            return [r[2] for r in conn.execute("PRAGMA index_info(ix_data_points_time)")]
+
+    upgrade(url, "0008")
+    assert stored() == rows
+    assert time_index() == ["series_id", "ts", "user_id", "location_id", "value", "kpi"]
+    with sqlite3.connect(tmp_path / "k.db") as conn:
+        series = {
+            (t, e, c, k): i
+            for i, t, e, c, k in conn.execute(
+                "SELECT id, tenant_id, environment, context, kpi FROM series"
+            )
+        }
+        for table in ("data_points", "data_points_incoming"):
+            for *scope, series_id in conn.execute(
+                f"SELECT tenant_id, environment, context, kpi, series_id FROM {table}"
+            ):
+                assert series[tuple(scope)] == series_id, (table, scope)
+    assert sorted(series) == [
+        (1, "production", "sales", "kpi"),
+        (1, "production", "sales", "other"),
+        (2, "production", "sales", "kpi"),
+        (2, "production", "sales", "other"),
+    ]
+
+    downgrade(url, "0007")
+    assert stored() == rows
+    assert time_index()[:5] == ["tenant_id", "environment", "context", "kpi", "ts"]
+    assert "series" not in tables(url)

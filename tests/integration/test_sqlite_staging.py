@@ -377,3 +377,24 @@ def test_counting_seeks_each_id_by_primary_key(tmp_path: Path) -> None:
     assert searches
     for step in searches:
         assert step == "SCAN j VIRTUAL TABLE INDEX 1:" or "USING PRIMARY KEY (element_id=?" in step
+
+
+async def test_a_series_a_rolled_back_job_created_is_created_again(
+    store: SqliteStorage, tenant: Tenant, client: Client
+) -> None:
+    await ingest(store, tenant, client, "b1", ["1"], 1.0)
+    # A new context, so a new series, in a job whose batch record then collides with
+    # b1's: the job rolls back, and the series row it created goes with it.
+    with pytest.raises(sqlite3.IntegrityError):
+        await store.ingest(write(tenant, client, "b1", ["2"], context="bonus"), render)
+    assert raw(store.path, "SELECT context FROM series") == [("sales",)]
+
+    result = await store.ingest(write(tenant, client, "b2", ["2"], context="bonus"), render)
+    assert result is not None and result[0] == counts(1)
+    every_row = f"SELECT series_id FROM data_points UNION ALL SELECT series_id FROM {STAGING}"
+    assert raw(
+        store.path, f"SELECT s.context FROM ({every_row}) JOIN series AS s ON s.id = series_id"
+    ) == [("sales",), ("bonus",)]
+    flt = PointFilter(tenant.id, Environment.TESTING, context="bonus", kpis=("sales",))
+    found = await store.find_points(flt, after=None, descending=False, limit=10)
+    assert [p.element_id for p in found] == ["2"]

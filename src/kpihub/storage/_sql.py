@@ -266,19 +266,36 @@ def contexts_sql(mark: Mark, tenant_id: int, environment: Environment) -> tuple[
     return sql, b.params
 
 
-def where_points(b: Binder, flt: PointFilter, contexts: Sequence[str] | None) -> str:
-    """The WHERE clause (without the keyword) selecting ``flt``'s points."""
-    parts = [f"tenant_id = {b(flt.tenant_id)}", f"environment = {b(flt.environment.value)}"]
+def _series_in(b: Binder, scope: list[str], *, one: bool = False) -> str:
+    """SQLite's time index leads with the series id (migration 0008): the ids of the
+    series that ``scope`` (conditions on tenant, environment, context, KPI) names.
+
+    ``one``: the scope names a single series (a context and one KPI). Then the id is
+    compared with ``=``, so that SQLite reads the index in timestamp order (a page of
+    points streams from it instead of the whole range being sorted first).
+    """
+    names = f"SELECT id FROM series WHERE {' AND '.join(scope)}"
+    return f"series_id = ({names})" if one else f"series_id IN ({names})"
+
+
+def where_points(
+    b: Binder, flt: PointFilter, contexts: Sequence[str] | None, *, series: bool = False
+) -> str:
+    """The WHERE clause (without the keyword) selecting ``flt``'s points; with
+    ``series``, led by the ids of the series it names."""
+    scope = [f"tenant_id = {b(flt.tenant_id)}", f"environment = {b(flt.environment.value)}"]
+    if flt.context is not None:
+        scope.append(f"context = {b(flt.context)}")
+    elif contexts is not None:
+        scope.append(f"context IN ({b.many(contexts)})" if contexts else "1 = 0")
+    if len(flt.kpis) == 1:
+        scope.append(f"kpi = {b(flt.kpis[0])}")
+    elif flt.kpis:
+        scope.append(f"kpi IN ({b.many(flt.kpis)})")
+    one = flt.context is not None and len(flt.kpis) == 1
+    parts = [_series_in(b, scope, one=one)] if series else scope
     if flt.type is not None:
         parts.append(f"type = {b(flt.type)}")
-    if flt.context is not None:
-        parts.append(f"context = {b(flt.context)}")
-    elif contexts is not None:
-        parts.append(f"context IN ({b.many(contexts)})" if contexts else "1 = 0")
-    if len(flt.kpis) == 1:
-        parts.append(f"kpi = {b(flt.kpis[0])}")
-    elif flt.kpis:
-        parts.append(f"kpi IN ({b.many(flt.kpis)})")
     if flt.user_id is not None:
         parts.append(f"user_id = {b(flt.user_id)}")
     if flt.location_id is not None:
@@ -305,10 +322,11 @@ def points_sql(
     after: PointKey | None,
     descending: bool,
     limit: int,
+    series: bool = False,
 ) -> tuple[str, list[Any]]:
     """One page of points in (timestamp, type, context, element id) order (keyset)."""
     b = Binder(mark)
-    where = where_points(b, flt, contexts)
+    where = where_points(b, flt, contexts, series=series)
     if after is not None:
         op = "<" if descending else ">"
         where += (
@@ -337,6 +355,7 @@ def slots_sql(
     group_by: str | None,
     with_last: bool,
     collate: str,
+    series: bool = False,
 ) -> tuple[str, list[Any]]:
     """Sum, count, min, max (and last) per (group, slot of ``slot`` seconds).
 
@@ -345,7 +364,7 @@ def slots_sql(
     if group_by not in (None, "user_id", "location_id", "kpi"):
         raise ValueError(group_by)
     b = Binder(mark)
-    where = where_points(b, flt, contexts)
+    where = where_points(b, flt, contexts, series=series)
     group = group_by or "NULL"
     slot_expr = f"ts - ts % {int(slot)}"
     if not with_last:
@@ -382,12 +401,13 @@ def leaderboard_sql(
     agg: str,
     limit: int,
     collate: str,
+    series: bool = False,
 ) -> tuple[str, list[Any]]:
     """The top ``limit`` ids by ``agg``: rows of id, value, count, competition rank."""
     if by not in ("user_id", "location_id") or (agg != "last" and agg not in _AGG_SQL):
         raise ValueError((by, agg))
     b = Binder(mark)
-    where = where_points(b, flt, contexts) + f" AND {by} IS NOT NULL"
+    where = where_points(b, flt, contexts, series=series) + f" AND {by} IS NOT NULL"
     if agg == "last":
         ranked = (
             f"SELECT {by} AS id, value, ROW_NUMBER() OVER (PARTITION BY {by} "
@@ -407,25 +427,35 @@ def leaderboard_sql(
     return sql, b.params
 
 
-def catalog_sql(mark: Mark, tenant_id: int, environment: Environment) -> tuple[str, list[Any]]:
+def tenant_points_where(
+    b: Binder, tenant_id: int, environment: Environment, *, series: bool = False
+) -> str:
+    """Every point of a tenant's environment (with ``series``: by its series ids)."""
+    scope = [f"tenant_id = {b(tenant_id)}", f"environment = {b(environment.value)}"]
+    return _series_in(b, scope) if series else " AND ".join(scope)
+
+
+def catalog_sql(
+    mark: Mark, tenant_id: int, environment: Environment, *, series: bool = False
+) -> tuple[str, list[Any]]:
     """Per (type, context, kpi): points, first and last timestamp, users, locations."""
     b = Binder(mark)
     sql = (
         "SELECT type, context, kpi, COUNT(*), MIN(ts), MAX(ts), COUNT(DISTINCT user_id), "
         "COUNT(DISTINCT location_id) FROM data_points "
-        f"WHERE tenant_id = {b(tenant_id)} AND environment = {b(environment.value)} "
+        f"WHERE {tenant_points_where(b, tenant_id, environment, series=series)} "
         "GROUP BY type, context, kpi"
     )
     return sql, b.params
 
 
 def catalog_units_sql(
-    mark: Mark, tenant_id: int, environment: Environment
+    mark: Mark, tenant_id: int, environment: Environment, *, series: bool = False
 ) -> tuple[str, list[Any]]:
     b = Binder(mark)
     sql = (
         "SELECT DISTINCT type, context, kpi, units FROM data_points "
-        f"WHERE tenant_id = {b(tenant_id)} AND environment = {b(environment.value)} "
+        f"WHERE {tenant_points_where(b, tenant_id, environment, series=series)} "
         "AND units IS NOT NULL"
     )
     return sql, b.params
@@ -526,35 +556,45 @@ def kpis_sql(
     return sql, b.params
 
 
-def old_points_where(b: Binder, tenant_id: int, group: PointGroup, before: int) -> str:
+def old_points_where(
+    b: Binder, tenant_id: int, group: PointGroup, before: int, *, series: bool = False
+) -> str:
     """One (environment, context, KPI) group's points older than ``before``.
 
     In the time index these are one contiguous range (its columns end with ``ts``),
     so a chunk is an index seek plus the rows it deletes, however big the table.
     """
     environment, context, kpi = group
-    return (
-        f"tenant_id = {b(tenant_id)} AND environment = {b(environment.value)} "
-        f"AND context = {b(context)} AND kpi = {b(kpi)} AND ts < {b(before)}"
-    )
+    scope = [
+        f"tenant_id = {b(tenant_id)}",
+        f"environment = {b(environment.value)}",
+        f"context = {b(context)}",
+        f"kpi = {b(kpi)}",
+    ]
+    where = _series_in(b, scope, one=True) if series else " AND ".join(scope)
+    return f"{where} AND ts < {b(before)}"
 
 
 def count_old_points_sql(
-    mark: Mark, tenant_id: int, group: PointGroup, before: int
+    mark: Mark, tenant_id: int, group: PointGroup, before: int, *, series: bool = False
 ) -> tuple[str, list[Any]]:
     b = Binder(mark)
-    return (
-        f"SELECT COUNT(*) FROM data_points WHERE {old_points_where(b, tenant_id, group, before)}",
-        b.params,
-    )
+    where = old_points_where(b, tenant_id, group, before, series=series)
+    return f"SELECT COUNT(*) FROM data_points WHERE {where}", b.params
 
 
 def old_point_keys_sql(
-    mark: Mark, tenant_id: int, group: PointGroup, before: int, limit: int
+    mark: Mark,
+    tenant_id: int,
+    group: PointGroup,
+    before: int,
+    limit: int,
+    *,
+    series: bool = False,
 ) -> tuple[str, list[Any]]:
     """(type, element_id) of up to ``limit`` old points of one group."""
     b = Binder(mark)
-    where = old_points_where(b, tenant_id, group, before)
+    where = old_points_where(b, tenant_id, group, before, series=series)
     return f"SELECT type, element_id FROM data_points WHERE {where} LIMIT {b(limit)}", b.params
 
 

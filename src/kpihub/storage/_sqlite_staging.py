@@ -1,10 +1,11 @@
 """Write-behind staging of ingested points on SQLite.
 
-Why: the time index (``tenant, environment, context, kpi, ts, ...``) receives every
-element at a random place of its recent end, because live feeds arrive minutes late
-and KPIs interleave. Written straight into ``data_points``, a group commit of 800
-elements dirties about 440 index pages, which SQLite writes to the WAL (and later
-back to the database): 2.2 KB of page writes per element, most of the writer's time.
+Why: the time index (``series_id, ts, ...``: a series per tenant, environment, context
+and KPI) receives every element at a random place of its recent end, because live
+feeds arrive minutes late and KPIs interleave. Written straight into ``data_points``,
+a group commit of 800 elements dirties about 440 index pages, which SQLite writes to
+the WAL (and later back to the database): 2.2 KB of page writes per element, most of
+the writer's time.
 
 So an accepted batch goes into ``data_points_incoming``, a table with the same
 columns but no key and no index: each row is appended at its end, in arrival order.
@@ -48,21 +49,26 @@ MERGE_IDLE = 0.05
 """Seconds without a write after which the writer merges whatever is staged."""
 
 _KEY = "tenant_id, environment, type, context, element_id"
-_STAGED_COLUMNS = f"{_sql.POINT_COLUMNS}, revision"
+_STAGED_COLUMNS = f"{_sql.POINT_COLUMNS}, revision, series_id"
 _COMPARED = ", ".join(_sql.COMPARED)
 # A staged row: the batch's head (?1-?4: tenant, environment, type, context), the
-# point's own values (element id, compared columns, revision: VALUES' column1...), the
-# batch's tail (?5, ?6: batch id, time). Head and tail are bound once per statement, not
-# once per row: binding is most of what a staging insert costs in Python.
-_OWN = 1 + len(_sql.COMPARED) + 1
-# Values a batch's rows often share: a KPI, a type, units, a user or location, no date
-# range. One that every row of a batch has is bound once per statement (?7, ?8...), not
-# once per row. Binding costs per value, and more for None, which sqlite3 binds through
-# its adaptation protocol (a registry lookup): binding the two date-range columns, which
-# most feeds never send, as None for every element was 7% of the writer's time.
-_SHAREABLE = tuple(
-    1 + _sql.COMPARED.index(c)
-    for c in ("kpi", "object_type", "units", "user_id", "location_id", "date_from", "date_to")
+# point's own values (element id, compared columns, revision, series id: VALUES'
+# column1...), the batch's tail (?5, ?6: batch id, time). Head and tail are bound once
+# per statement, not once per row: binding is most of what a staging insert costs in
+# Python.
+_OWN = 1 + len(_sql.COMPARED) + 2
+# Values a batch's rows often share: a KPI (and so a series), a type, units, a user or
+# location, no date range. One that every row of a batch has is bound once per statement
+# (?7, ?8...), not once per row. Binding costs per value, and more for None, which sqlite3
+# binds through its adaptation protocol (a registry lookup): binding the two date-range
+# columns, which most feeds never send, as None for every element was 7% of the writer's
+# time.
+_SHAREABLE = (
+    *(
+        1 + _sql.COMPARED.index(c)
+        for c in ("kpi", "object_type", "units", "user_id", "location_id", "date_from", "date_to")
+    ),
+    _OWN - 1,  # the series id
 )
 # Powers of two: a handful of distinct statements, all in sqlite3's statement cache.
 _CHUNK_SIZES = (512, 256, 128, 64, 32, 16, 8, 4, 2, 1)
@@ -76,7 +82,8 @@ def _stage_sql(rows: int, shared: tuple[int, ...]) -> str:
     def value(i: int) -> str:
         return f"?{7 + shared.index(i)}" if i in shared else f"column{own.index(i) + 1}"
 
-    select = ", ".join(["?1, ?2, ?3, ?4", *map(value, range(_OWN - 1)), "?5, ?6", value(_OWN - 1)])
+    tail = (value(_OWN - 2), value(_OWN - 1))  # revision, series id
+    select = ", ".join(["?1, ?2, ?3, ?4", *map(value, range(_OWN - 2)), "?5, ?6", *tail])
     row = "(" + ",".join("?" * len(own)) + ")"
     return (
         f"INSERT INTO {STAGING} ({_STAGED_COLUMNS}) SELECT {select} "
@@ -99,8 +106,10 @@ _MERGE_SQL = (
     f"INSERT INTO data_points ({_STAGED_COLUMNS}) "
     f"SELECT {_STAGED_COLUMNS} FROM {STAGING} WHERE true "
     f"ON CONFLICT ({_KEY}) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in (*_sql.COMPARED, "batch_id", "updated_at"))
-    + ", revision = excluded.revision"
+    + ", ".join(
+        f"{c} = excluded.{c}"
+        for c in (*_sql.COMPARED, "batch_id", "updated_at", "revision", "series_id")
+    )
 )
 HAS_STAGED_SQL = f"SELECT 1 FROM {STAGING} LIMIT 1"
 # A point's id, then its values in _sql.COMPARED order (its timestamp is the ts column).
@@ -124,6 +133,38 @@ def _qmark(_: int) -> str:
 
 
 _INSERT_BATCH = _sql.insert_batch_sql(_qmark)
+
+
+class SeriesIds:
+    """Series ids (``series``: migration 0008) by tenant, environment, context and KPI,
+    as the writer has read or created them.
+
+    A series row is never deleted, so an id once committed stays right. One created in
+    a transaction that rolls back (or in a job's savepoint that does) is gone with it:
+    the writer then ``forget``s them all, and reads them again as batches need them.
+    """
+
+    _FIND = (
+        "SELECT id FROM series WHERE tenant_id = ? AND environment = ? AND context = ? AND kpi = ?"
+    )
+    _CREATE = "INSERT INTO series (tenant_id, environment, context, kpi) VALUES (?, ?, ?, ?)"
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple[Any, ...], int] = {}
+
+    def of(self, conn: sqlite3.Connection, scope: tuple[Any, ...], kpi: str) -> int:
+        """The id of ``scope`` (tenant, environment, context) and ``kpi``, created if new."""
+        key = (*scope, kpi)
+        found = self._ids.get(key)
+        if found is None:
+            row = conn.execute(self._FIND, key).fetchone()
+            found = row[0] if row else conn.execute(self._CREATE, key).lastrowid
+            assert found is not None
+            self._ids[key] = found
+        return found
+
+    def forget(self) -> None:
+        self._ids.clear()
 
 
 class StagedIds:
@@ -189,6 +230,7 @@ def stage_batch(
     points: list[PointRow],
     render: RenderAck,
     staged: StagedIds,
+    series: SeriesIds,
 ) -> tuple[domain.BatchCounts, bytes] | None:
     """Count ``points`` (``write``'s elements, as ``point_rows`` gives them) against what
     is stored, stage the new and changed ones, record the batch; ``None`` when a
@@ -213,6 +255,8 @@ def stage_batch(
         staged.emptied()
     priors = {row[0]: (row[1], row[2:]) for row in conn.execute(_PRIORS_SQL, (*head, ids))}
     tail = (write.batch_id, write.received_at)
+    scope = (write.tenant_id, write.environment.value, batch.context)
+    series_of: dict[str, int] = {}
     rows: list[tuple[Any, ...]] = []
     updated = 0
     for p in points:
@@ -224,7 +268,11 @@ def stage_batch(
         else:
             revision = prior[0] + 1
             updated += 1
-        rows.append((*p, revision))
+        kpi = p[1]
+        series_id = series_of.get(kpi)
+        if series_id is None:
+            series_id = series_of[kpi] = series.of(conn, scope, kpi)
+        rows.append((*p, revision, series_id))
     staged.add(head, [row[0] for row in rows])
     _stage(conn, (*head, *tail), rows)
     counts = domain.BatchCounts(

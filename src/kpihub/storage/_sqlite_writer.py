@@ -100,6 +100,7 @@ class GroupWriter:
         # What a crash left staged is merged as soon as the writer is idle. Before the
         # schema exists (a store started to be migrated) there is nothing to merge.
         self.staged = _sqlite_staging.StagedIds()
+        self.series = _sqlite_staging.SeriesIds()
         with contextlib.suppress(sqlite3.Error):
             if conn.execute(_sqlite_staging.HAS_STAGED_SQL).fetchone():
                 self.staged.unknown()
@@ -117,6 +118,11 @@ class GroupWriter:
             self._data_version = version
             self.staged.unknown()
 
+    def _lost_track(self) -> None:
+        """A rollback undid work of this writer's: what it knew may be wrong now."""
+        self.staged.unknown()
+        self.series.forget()
+
     def _failed(self, exc: BaseException) -> None:
         self.events.append((FAILED, exc))
 
@@ -127,14 +133,16 @@ class GroupWriter:
             payload = pickle.loads(view[JOB_HEADER.size :])  # noqa: S301 (our own server)
         if kind == STAGE:
             write, points, render = payload
-            return _sqlite_staging.stage_batch(self.conn, write, points, render, self.staged)
+            return _sqlite_staging.stage_batch(
+                self.conn, write, points, render, self.staged, self.series
+            )
         if kind == MERGE:
             return self.merge()
         job: Callable[[sqlite3.Connection], Any] = payload
         return job(self.conn)
 
     def merge(self) -> int:
-        """Inside a transaction; whoever rolls it back calls ``staged.unknown()``."""
+        """Inside a transaction; whoever rolls it back calls ``_lost_track()``."""
         moved = _sqlite_staging.merge(self.conn)
         self.staged.emptied()
         return moved
@@ -163,7 +171,7 @@ class GroupWriter:
             with contextlib.suppress(sqlite3.Error):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
-            self.staged.unknown()
+            self._lost_track()
         finally:
             # Not suppressed: a writer that could not go back to fsyncing its commits
             # must stop (the server starts a new one) rather than acknowledge unsynced.
@@ -198,7 +206,7 @@ class GroupWriter:
                 if self.conn.in_transaction:
                     self.conn.execute("ROLLBACK")
             failure = StoreUnavailable(f"The database write failed: {exc}")
-            self.staged.unknown()  # merge when idle, and before the next batch
+            self._lost_track()  # merge when idle, and before the next batch
             return [(job_id, False, failure) for job_id, _, _ in group]
 
     def _commit_group(self, group: list[Job]) -> list[Reply]:
@@ -223,7 +231,7 @@ class GroupWriter:
                 # every job of the group, none is told its data is stored.
                 conn.execute("ROLLBACK TO job")
                 conn.execute("RELEASE job")
-                self.staged.unknown()  # the job may have merged, or staged what it rolled back
+                self._lost_track()  # the job may have merged, or staged what it rolled back
                 replies.append((job_id, False, exc))
             else:
                 conn.execute("RELEASE job")
@@ -235,7 +243,7 @@ class GroupWriter:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             failure = StoreUnavailable(f"The database commit failed: {exc}")
-            self.staged.unknown()
+            self._lost_track()
             return [(job_id, False, failure) for job_id, _, _ in group]
         self.events.append((COMMITTED, time.perf_counter() - began))
         return replies

@@ -16,7 +16,7 @@ from kpihub.storage.urls import postgres_dsn, scheme, sqlalchemy_url, sqlite_pat
 if TYPE_CHECKING:
     from alembic.config import Config
 
-HEAD = "0007"
+HEAD = "0008"
 """The newest revision in ``migrations/versions`` (a test keeps the two in step)."""
 
 _MIGRATIONS = Path(__file__).with_name("migrations")

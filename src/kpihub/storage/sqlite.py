@@ -405,11 +405,9 @@ class SqliteStorage(ClientUpdates):
 
     async def count_points(self, tenant_id: int, environment: domain.Environment) -> int:
         await self._settle()
-        row = self._one(
-            "SELECT COUNT(*) FROM data_points WHERE tenant_id = ? AND environment = ?",
-            tenant_id,
-            environment.value,
-        )
+        b = _sql.Binder(_qmark)
+        where = _sql.tenant_points_where(b, tenant_id, environment, series=True)
+        row = self._one(f"SELECT COUNT(*) FROM data_points WHERE {where}", *b.params)
         return int(row[0])
 
     # -- reads ---------------------------------------------------------------------
@@ -420,10 +418,11 @@ class SqliteStorage(ClientUpdates):
         build: Callable[..., tuple[str, list[Any]]],
         from_row: Callable[[Any], T],
     ) -> list[T]:
-        """``build(mark, flt, contexts)``'s rows through ``from_row``."""
+        """``build(mark, flt, contexts, series=True)``'s rows through ``from_row``: the
+        series ids lead to the time index whatever the filter names, no contexts needed."""
+        sql, params = build(_qmark, flt, None, series=True)
 
         def job(conn: sqlite3.Connection) -> list[T]:
-            sql, params = build(_qmark, flt, _contexts(conn, flt))
             return [from_row(r) for r in conn.execute(sql, params)]
 
         return await self._query(job)
@@ -457,8 +456,8 @@ class SqliteStorage(ClientUpdates):
         self, tenant_id: int, environment: domain.Environment
     ) -> list[domain.CatalogEntry]:
         def job(conn: sqlite3.Connection) -> list[domain.CatalogEntry]:
-            sql, params = _sql.catalog_sql(_qmark, tenant_id, environment)
-            usql, uparams = _sql.catalog_units_sql(_qmark, tenant_id, environment)
+            sql, params = _sql.catalog_sql(_qmark, tenant_id, environment, series=True)
+            usql, uparams = _sql.catalog_units_sql(_qmark, tenant_id, environment, series=True)
             # One read transaction: both statements see the same snapshot.
             conn.execute("BEGIN")
             try:
@@ -549,21 +548,14 @@ class SqliteStorage(ClientUpdates):
         )
 
 
-def _contexts(conn: sqlite3.Connection, flt: domain.PointFilter) -> list[str] | None:
-    if not _sql.needs_contexts(flt):
-        return None
-    sql, params = _sql.contexts_sql(_qmark, flt.tenant_id, flt.environment)
-    return [r[0] for r in conn.execute(sql, params)]
-
-
 def _point_groups(conn: sqlite3.Connection, tenant_id: int) -> list[_sql.PointGroup]:
-    groups: list[_sql.PointGroup] = []
-    for environment in domain.Environment:
-        sql, params = _sql.contexts_sql(_qmark, tenant_id, environment)
-        for (context,) in conn.execute(sql, params).fetchall():
-            ksql, kparams = _sql.kpis_sql(_qmark, tenant_id, environment, context)
-            groups += [(environment, context, kpi) for (kpi,) in conn.execute(ksql, kparams)]
-    return groups
+    """The tenant's series (one may hold no point any more: it is never deleted)."""
+    rows = conn.execute(
+        "SELECT environment, context, kpi FROM series WHERE tenant_id = ? "
+        "ORDER BY environment, context, kpi",
+        (tenant_id,),
+    )
+    return [(domain.Environment(env), context, kpi) for env, context, kpi in rows]
 
 
 def _count_old(
@@ -572,7 +564,9 @@ def _count_old(
     conn.execute("BEGIN")  # one snapshot for every count
     try:
         points = sum(
-            conn.execute(*_sql.count_old_points_sql(_qmark, tenant_id, g, before)).fetchone()[0]
+            conn.execute(
+                *_sql.count_old_points_sql(_qmark, tenant_id, g, before, series=True)
+            ).fetchone()[0]
             for g in groups
         )
         (batches,) = conn.execute(*_sql.count_old_batches_sql(_qmark, tenant_id, before)).fetchone()
@@ -587,7 +581,7 @@ def _delete_old_points(
     # Find the keys on the time index, delete by primary key: SQLite would plan a
     # ``(key) IN (subquery)`` delete as a scan of the tenant's whole time index.
     keys = conn.execute(
-        *_sql.old_point_keys_sql(_qmark, tenant_id, group, before, chunk)
+        *_sql.old_point_keys_sql(_qmark, tenant_id, group, before, chunk, series=True)
     ).fetchall()
     environment, context, _ = group
     conn.executemany(
