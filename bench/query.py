@@ -179,12 +179,20 @@ class Direct:
         multi = {k: [v] for k, v in params.items()}
         env = Environment.PRODUCTION
         mark, collate = MARKS[self.backend], COLLATE[self.backend]
+        series = self.series
         if query == "leaderboard":
             lq = parse_leaderboard(
                 multi, tenant_id=self.tenant_id, environment=env, zone=ZoneInfo(self.tenant_zone)
             )
             return lq.filter, lambda contexts: leaderboard_sql(
-                mark, lq.filter, contexts, by=lq.by, agg=lq.agg, limit=lq.limit, collate=collate
+                mark,
+                lq.filter,
+                contexts,
+                by=lq.by,
+                agg=lq.agg,
+                limit=lq.limit,
+                collate=collate,
+                series=series,
             )
         sq = parse_series(
             multi, tenant_id=self.tenant_id, environment=env, tenant_zone=self.tenant_zone
@@ -197,6 +205,7 @@ class Direct:
             group_by=sq.group_by,
             with_last=sq.agg == "last",
             collate=collate,
+            series=series,
         )
 
     async def _fetch(self, sql: str, params: list[Any]) -> list[Any]:
@@ -205,8 +214,13 @@ class Direct:
         rows: list[Any] = await self.postgres.fetch(sql, *params)
         return rows
 
+    @property
+    def series(self) -> bool:
+        """SQLite's reads name their series ids (migration 0008), never contexts."""
+        return self.backend == "sqlite"
+
     async def _contexts(self, flt: PointFilter) -> list[str] | None:
-        if not needs_contexts(flt):
+        if self.series or not needs_contexts(flt):
             return None
         sql, params = contexts_sql(MARKS[self.backend], flt.tenant_id, flt.environment)
         return [r[0] for r in await self._fetch(sql, params)]
@@ -219,7 +233,7 @@ class Direct:
     async def count(self, flt: PointFilter) -> int:
         """How many points the filter selects (what the query aggregates)."""
         b = Binder(MARKS[self.backend])
-        where = where_points(b, flt, await self._contexts(flt))
+        where = where_points(b, flt, await self._contexts(flt), series=self.series)
         rows = await self._fetch(f"SELECT COUNT(*) FROM data_points WHERE {where}", b.params)
         return int(rows[0][0])
 
