@@ -52,6 +52,8 @@ def test_explorer_filters_and_downloads_csv(harness: Harness, token: str) -> Non
     page = harness.http.get(ACME + "/explorer", params=query)
     assert page.status_code == 200, page.text
     assert 'id="chart-data"' in page.text
+    # The first KPI by name, labelled with its latest point's units.
+    assert 'aria-label="bonuses (sum, Bonus earned): a line chart' in page.text
     everyone = page.text.count('data-col="user"')
     assert everyone > 0
     first_user = str(body["data"][0]["user_id"])

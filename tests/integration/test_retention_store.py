@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from kpihub import retention
-from kpihub.domain import Tenant
+from kpihub.domain import Environment, Tenant
 from kpihub.errors import NotFound
 from kpihub.storage import Storage
 from kpihub.storage.migrate import upgrade
@@ -123,3 +123,19 @@ async def test_purge_all_skips_tenants_without_retention(database_url: str, stor
     assert points(database_url, beta) == all_points()
     assert points(database_url, gamma) == kept_points(365)
     assert batches(database_url, gamma) == kept_batches(gamma.id, 365)
+
+
+async def test_kpi_names_lists_what_holds_points_and_forgets_what_the_purge_emptied(
+    store: Storage,
+) -> None:
+    acme = await store.create_tenant("acme", "UTC", 1)
+    beta = await store.create_tenant("beta", "UTC", 1)
+    await seed(store, acme.id, NOW)
+    expected = [("hr", "bonus"), ("hr", "revenue"), ("sales", "bonus"), ("sales", "revenue")]
+    for environment in Environment:
+        assert await store.kpi_names(acme.id, environment) == expected
+    assert await store.kpi_names(beta.id, Environment.TESTING) == []
+
+    await store.purge_before(acme.id, NOW + DAY)  # every point is older
+
+    assert await store.kpi_names(acme.id, Environment.TESTING) == []

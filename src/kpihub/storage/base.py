@@ -137,7 +137,13 @@ class Storage(Protocol):
     async def catalog(
         self, tenant_id: int, environment: domain.Environment
     ) -> list[domain.CatalogEntry]:
-        """Every (type, context, kpi) stored, ordered by them."""
+        """Every (type, context, kpi) stored, ordered by them. It reads every point."""
+
+    async def kpi_names(
+        self, tenant_id: int, environment: domain.Environment
+    ) -> list[tuple[str, str]]:
+        """Every (context, kpi) that holds a point, ordered by them: a few index seeks,
+        whatever the number of points (what a picker lists; ``catalog`` counts them)."""
 
     # The dashboard: its users, and what it shows of the ingestion endpoint's requests.
     async def create_user(self, new: domain.NewDashboardUser) -> domain.DashboardUser:

@@ -519,6 +519,12 @@ class PostgresStorage(ClientUpdates):
             units = await conn.fetch(usql, *uparams)
         return _sql.catalog_entries(rows, units)
 
+    async def kpi_names(
+        self, tenant_id: int, environment: domain.Environment
+    ) -> list[tuple[str, str]]:
+        async with self._conn() as conn:
+            return sorted(await _kpi_names(conn, tenant_id, environment))
+
     # -- the dashboard -------------------------------------------------------------
 
     async def create_user(self, new: domain.NewDashboardUser) -> domain.DashboardUser:
@@ -606,14 +612,24 @@ async def _contexts(conn: Connection, flt: domain.PointFilter) -> list[str] | No
     return [r[0] for r in await conn.fetch(sql, *params)]
 
 
+async def _kpi_names(
+    conn: Connection, tenant_id: int, environment: domain.Environment
+) -> list[tuple[str, str]]:
+    """(context, kpi) pairs by loose scans of the time index: one seek each."""
+    names: list[tuple[str, str]] = []
+    sql, params = _sql.contexts_sql(_dollar, tenant_id, environment)
+    for (context,) in await conn.fetch(sql, *params):
+        ksql, kparams = _sql.kpis_sql(_dollar, tenant_id, environment, context)
+        names += [(context, kpi) for (kpi,) in await conn.fetch(ksql, *kparams)]
+    return names
+
+
 async def _point_groups(conn: Connection, tenant_id: int) -> list[_sql.PointGroup]:
-    groups: list[_sql.PointGroup] = []
-    for environment in domain.Environment:
-        sql, params = _sql.contexts_sql(_dollar, tenant_id, environment)
-        for (context,) in await conn.fetch(sql, *params):
-            ksql, kparams = _sql.kpis_sql(_dollar, tenant_id, environment, context)
-            groups += [(environment, context, kpi) for (kpi,) in await conn.fetch(ksql, *kparams)]
-    return groups
+    return [
+        (environment, context, kpi)
+        for environment in domain.Environment
+        for context, kpi in await _kpi_names(conn, tenant_id, environment)
+    ]
 
 
 _FIRST = -(2**62)  # before any timestamp: where the first chunk starts

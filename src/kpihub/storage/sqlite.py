@@ -48,6 +48,11 @@ def _qmark(_: int) -> str:
 _INSERT_RECORD = _sql.insert_record_sql(_qmark)
 _INSERT_CLIENT = _sql.insert_client_sql(_qmark)
 _INSERT_USER = _dashboard_sql.insert_user_sql(_qmark)
+# A series is never deleted: it is listed while it holds a point (one seek each).
+_KPI_NAMES = (
+    "SELECT context, kpi FROM series AS s WHERE tenant_id = ? AND environment = ? "
+    "AND EXISTS (SELECT 1 FROM data_points WHERE series_id = s.id)"
+)
 
 
 class _Checkpointer(threading.Thread):
@@ -466,6 +471,15 @@ class SqliteStorage(ClientUpdates):
             finally:
                 conn.execute("COMMIT")
             return _sql.catalog_entries(rows, units)
+
+        return await self._query(job)
+
+    async def kpi_names(
+        self, tenant_id: int, environment: domain.Environment
+    ) -> list[tuple[str, str]]:
+        def job(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+            rows = conn.execute(_KPI_NAMES, (tenant_id, environment.value))
+            return sorted((str(context), str(kpi)) for context, kpi in rows)
 
         return await self._query(job)
 

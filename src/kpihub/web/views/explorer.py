@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from starlette.datastructures import QueryParams
 from starlette.responses import Response
 
-from kpihub.domain import AGGREGATES, RANK_BY, CatalogEntry, RankedEntry, StoredPoint
+from kpihub.domain import AGGREGATES, RANK_BY, PointFilter, RankedEntry, StoredPoint
 from kpihub.errors import ValidationFailed
 from kpihub.query.params import (
     POINTS_MAX_LIMIT,
@@ -130,10 +130,11 @@ def _range(c: Choice, zone: ZoneInfo, now: datetime) -> None:
     )
 
 
-def _choice(q: QueryParams, catalog: list[CatalogEntry], zone: ZoneInfo) -> Choice:
-    contexts = list(dict.fromkeys(e.context for e in catalog))
+def _choice(q: QueryParams, names: list[tuple[str, str]], zone: ZoneInfo) -> Choice:
+    """What the query string asks for, among ``names`` (the stored (context, kpi))."""
+    contexts = list(dict.fromkeys(context for context, _ in names))
     context = _pick(q.get("context"), contexts, contexts[0] if contexts else "")
-    kpis = [e.kpi for e in catalog if e.context == context]
+    kpis = [kpi for other, kpi in names if other == context]
     c = Choice(
         view=_pick(q.get("view"), VIEWS, "series"),
         context=context,
@@ -181,6 +182,13 @@ async def _points(ctx: Ctx, c: Choice, limit: int) -> tuple[list[StoredPoint], b
     return rows[:limit], len(rows) > limit
 
 
+async def _unit(ctx: Ctx, c: Choice) -> str:
+    """The units of the chosen KPI's latest point (one index seek), for the chart."""
+    flt = PointFilter(ctx.tenant.id, ctx.environment, context=c.context, kpis=(c.kpi,))
+    latest = await ctx.svc.storage.find_points(flt, after=None, descending=True, limit=1)
+    return (latest[0].units or "") if latest else ""
+
+
 async def _leaders(ctx: Ctx, c: Choice, limit: int) -> list[RankedEntry]:
     q = parse_leaderboard(
         c.query(by=c.by, agg=c.agg, limit=str(limit)),
@@ -193,13 +201,14 @@ async def _leaders(ctx: Ctx, c: Choice, limit: int) -> list[RankedEntry]:
 
 @page()
 async def explorer(ctx: Ctx) -> Response:
-    catalog = await ctx.svc.storage.catalog(ctx.tenant.id, ctx.environment)
-    c = _choice(ctx.request.query_params, catalog, ctx.zone)
+    # The stored contexts and KPIs, not the catalog: that counts every point.
+    names = await ctx.svc.storage.kpi_names(ctx.tenant.id, ctx.environment)
+    c = _choice(ctx.request.query_params, names, ctx.zone)
     chart: dict[str, Any] | None = None
     points: list[StoredPoint] = []
     more = False
     leaders: list[RankedEntry] = []
-    if catalog and not c.errors:
+    if names and not c.errors:
         try:
             if c.view == "series":
                 chart = await _series(ctx, c)
@@ -214,21 +223,20 @@ async def explorer(ctx: Ctx) -> Response:
         except ValidationFailed as exc:
             c.errors.update(exc.errors)
     if chart is not None:
-        unit = next((", ".join(e.units) for e in catalog if e.kpi == c.kpi and e.units), "")
+        unit = await _unit(ctx, c)
         chart.update(
             {
                 "type": "bar" if c.view == "leaderboard" else c.chart,
                 "label": f"{c.kpi} ({c.agg}{', ' + unit if unit else ''})",
             }
         )
-    contexts = list(dict.fromkeys(e.context for e in catalog))
     return render(
         ctx,
         "explorer.html",
         c=c,
-        catalog=catalog,
-        contexts=contexts,
-        kpis=[e.kpi for e in catalog if e.context == c.context],
+        names=names,
+        contexts=list(dict.fromkeys(context for context, _ in names)),
+        kpis=[kpi for context, kpi in names if context == c.context],
         ranges=RANGES,
         aggregates=AGGREGATES,
         rank_by=RANK_BY,
@@ -242,18 +250,18 @@ async def explorer(ctx: Ctx) -> Response:
 
 @page()
 async def explorer_csv(ctx: Ctx) -> Response:
-    catalog = await ctx.svc.storage.catalog(ctx.tenant.id, ctx.environment)
-    c = _choice(ctx.request.query_params, catalog, ctx.zone)
+    names = await ctx.svc.storage.kpi_names(ctx.tenant.id, ctx.environment)
+    c = _choice(ctx.request.query_params, names, ctx.zone)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     if c.view == "leaderboard":
         writer.writerow(("rank", c.by, "value", "count"))
-        if catalog and not c.errors:
+        if names and not c.errors:
             for e in await _leaders(ctx, c, LEADERS_SHOWN):
                 writer.writerow((e.rank, e.id, repr(e.value), e.count))
     else:
         points: list[StoredPoint] = []
-        if catalog and not c.errors:
+        if names and not c.errors:
             points, _ = await _points(ctx, c, POINTS_MAX_LIMIT)
         write_points_csv(writer, points)
     name = f"{ctx.tenant.name}-{ctx.environment.value}-{c.view}-{c.kpi or 'none'}.csv"
