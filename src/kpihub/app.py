@@ -91,9 +91,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await storage.close()
 
     routes: list[Route] = [
+        # The router tries routes in order: the one every pushed batch takes comes first.
+        *ingest_routes.routes,
         *health.routes,
         *oauth_routes.routes,
-        *ingest_routes.routes,
         *query_routes.routes,
         Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),

@@ -98,14 +98,39 @@ class Metrics:
             ["credential", "reason"],
             registry=r,
         )
-        for outcome in ("created", "updated", "unchanged"):
-            self.elements_ingested.labels(outcome)
+        # Children bound once: ``labels()`` costs microseconds, on every request.
+        outcomes = ("created", "updated", "unchanged")
+        self._ingested = tuple(self.elements_ingested.labels(outcome) for outcome in outcomes)
+        self._http: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._commits: dict[str, Any] = {}
+
+    def count_ingested(self, created: int, updated: int, unchanged: int) -> None:
+        """An accepted batch's elements, by outcome."""
+        c, u, n = self._ingested
+        c.inc(created)
+        u.inc(updated)
+        n.inc(unchanged)
+
+    def count_http(self, template: str, method: str, status: int, seconds: float) -> None:
+        """One answered request (``template`` and ``method`` come from bounded sets)."""
+        key = (template, method, status)
+        children = self._http.get(key)
+        if children is None:
+            children = self._http[key] = (
+                self.http_requests.labels(template, method, str(status)),
+                self.http_duration.labels(template),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     # The storage's StoreObserver (kpihub.storage.base): called by the backends (for
     # SQLite, on the event loop, with what the writer process reported).
 
     def store_committed(self, backend: str, seconds: float) -> None:
-        self.store_commit_duration.labels(backend).observe(seconds)
+        child = self._commits.get(backend)
+        if child is None:
+            child = self._commits[backend] = self.store_commit_duration.labels(backend)
+        child.observe(seconds)
 
     def store_failed(self, backend: str, error: BaseException) -> None:
         self.store_errors.labels(backend, type(error).__name__).inc()
@@ -145,7 +170,5 @@ class MetricsMiddleware:
             # The router writes the matched route into this same scope dict.
             route: Any = scope.get("route")
             template = getattr(route, "path", None) or UNMATCHED_ROUTE
-            m = self.metrics
             method = scope["method"] if scope["method"] in _METHODS else "other"
-            m.http_requests.labels(template, method, str(status)).inc()
-            m.http_duration.labels(template).observe(time.perf_counter() - started)
+            self.metrics.count_http(template, method, status, time.perf_counter() - started)

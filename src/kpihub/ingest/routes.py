@@ -174,10 +174,7 @@ async def _ingest(request: Request, svc: Services, received_at: float) -> Respon
         return replay
     counts, answer = result
     svc.metrics.batch_elements.observe(counts.received)
-    ingested = svc.metrics.elements_ingested
-    ingested.labels("created").inc(counts.created)
-    ingested.labels("updated").inc(counts.updated)
-    ingested.labels("unchanged").inc(counts.unchanged)
+    svc.metrics.count_ingested(counts.created, counts.updated, counts.unchanged)
     return raw_json(answer, 200, headers)
 
 
