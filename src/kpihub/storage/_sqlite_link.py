@@ -139,9 +139,9 @@ class WriterLink:
 
     def _write_frame(self, header: bytes, blob: bytes = b"") -> None:
         assert self._transport is not None
-        self._transport.write(_HEADER.pack(len(header) + len(blob)) + header)
-        if blob:
-            self._transport.write(blob)
+        # One call, so one send (uvloop writes a list with one writev): two writes made
+        # two sends, and the writer woke for the length, then again for the rest.
+        self._transport.writelines((_HEADER.pack(len(header) + len(blob)) + header, blob))
 
     def _on_message(self, message: Any) -> None:
         if message[0] == _sqlite_writer.READY:
