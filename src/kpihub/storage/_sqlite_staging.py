@@ -30,10 +30,11 @@ it has been merged or not, and a restart merges what a crash left staged.
 from __future__ import annotations
 
 import functools
-import json
 import operator
 import sqlite3
 from typing import Any
+
+import msgspec
 
 from kpihub import domain
 from kpihub.storage import _sql
@@ -112,6 +113,9 @@ _MERGE_SQL = (
     )
 )
 HAS_STAGED_SQL = f"SELECT 1 FROM {STAGING} LIMIT 1"
+# The ids for json_each: a tenth of the standard library's time (ids are plain strings:
+# the request's JSON, decoded by msgspec, holds no lone surrogates).
+_ENCODE = msgspec.json.Encoder().encode
 # A point's id, then its values in _sql.COMPARED order (its timestamp is the ts column).
 _row_of = operator.itemgetter(
     *(
@@ -249,7 +253,7 @@ def stage_batch(
     batch = write.batch
     head = (write.tenant_id, write.environment.value, batch.type, batch.context)
     id_list = [p[0] for p in points]
-    ids = json.dumps(id_list)
+    ids = _ENCODE(id_list).decode()  # text: json_each refuses a BLOB
     if staged.may_hold(head, id_list):
         merge(conn)
         staged.emptied()
