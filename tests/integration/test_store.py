@@ -18,6 +18,7 @@ import pytest
 
 from kpihub.domain import (
     BatchCounts,
+    BearerContext,
     Client,
     Environment,
     NewClient,
@@ -434,6 +435,34 @@ async def test_token_revocation(store: Storage, client: Client) -> None:
     await store.revoke_token("jti-1", client.id, expires)  # twice is harmless
     assert await store.is_token_revoked("jti-1")
     assert not await store.is_token_revoked("jti-2")
+
+
+async def test_bearer_context_follows_what_another_node_changes(
+    store: Storage, other_node: Storage, tenant: Tenant, client: Client
+) -> None:
+    # The same row gives the same context object; every change made elsewhere shows at
+    # the next read.
+    async def read() -> BearerContext | None:
+        return await store.bearer_context(tenant.name, client.client_id, "jti-b")
+
+    first = await read()
+    assert first is not None and first.client == client and not first.token_revoked
+    assert await read() is first
+    await other_node.set_rate_limit(client.client_id, 7)
+    limited = await read()
+    assert limited is not None and limited.client is not None
+    assert limited.client.rate_limit == 7
+    await other_node.revoke_token("jti-b", client.id, int(time.time()) + 3600)
+    revoked = await read()
+    assert revoked is not None and revoked.token_revoked
+    await other_node.revoke_client(client.client_id, int(time.time()))
+    gone = await read()
+    assert gone is not None and gone.client is not None and not gone.client.active
+    await other_node.set_retention(tenant.id, 30)
+    kept = await read()
+    assert kept is not None and kept.tenant.retention_days == 30
+    stranger = await store.bearer_context(tenant.name, "no-such-client", "jti-b")
+    assert stranger is not None and stranger.client is None and stranger.tenant == kept.tenant
 
 
 async def test_keys_no_store_can_hold_find_nothing(

@@ -173,13 +173,26 @@ def _bearer_statement(mark: Mark) -> str:
     )
 
 
+_TENANT_WIDTH = TENANT_COLUMNS.count(",") + 1
+_CLIENT_WIDTH = CLIENT_COLUMNS.count(",") + 1
+
+
 def bearer_from_row(row: Any) -> BearerContext:
-    """A ``BearerContext`` from a ``bearer_sql`` row."""
-    tenant_width = TENANT_COLUMNS.count(",") + 1
-    client_row = row[tenant_width : tenant_width + CLIENT_COLUMNS.count(",") + 1]
+    """A ``BearerContext`` from a ``bearer_sql`` row.
+
+    The same row gives the same (immutable) context: building its two dataclasses cost
+    about 40 µs, on every API request, for rows that change only when an operator
+    changes the tenant or the client.
+    """
+    return _bearer_context(tuple(row))
+
+
+@functools.lru_cache(maxsize=256)
+def _bearer_context(row: tuple[Any, ...]) -> BearerContext:
+    client_row = row[_TENANT_WIDTH : _TENANT_WIDTH + _CLIENT_WIDTH]
     client = client_from_row(client_row) if client_row[0] is not None else None
     return BearerContext(
-        tenant=Tenant(*row[:tenant_width]), client=client, token_revoked=bool(row[-1])
+        tenant=Tenant(*row[:_TENANT_WIDTH]), client=client, token_revoked=bool(row[-1])
     )
 
 
