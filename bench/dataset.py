@@ -36,7 +36,6 @@ import hashlib
 import json
 import random
 import shutil
-import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -45,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Tenant, cli, kpihub_env, postgres_url, setup_tenant
+from kpihub.storage._sqlite_driver import sqlite3
 
 GENERATOR_VERSION = 1
 DATA_DIR = Path(__file__).with_name(".data")

@@ -25,7 +25,6 @@ Informational: no target.
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import tempfile
 import time
 from collections.abc import Callable
@@ -35,6 +34,7 @@ from typing import Any
 from bench.common import median
 from bench.points import KPIS, Point, generate
 from kpihub.storage import _sql, _sqlite_staging
+from kpihub.storage._sqlite_driver import sqlite3
 from kpihub.storage.migrate import upgrade
 
 _STAGE = (

@@ -30,7 +30,6 @@ import contextlib
 import json
 import math
 import random
-import sqlite3
 import sys
 import time
 import urllib.parse
@@ -65,6 +64,7 @@ from kpihub.storage._sql import (
     slots_sql,
     where_points,
 )
+from kpihub.storage._sqlite_driver import sqlite3
 
 TARGET_MS = 150.0
 TARGET_RATIO = 1.25

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
 import tempfile
 import time
 import zlib
@@ -48,6 +47,7 @@ from bench.points import generate, kpihub_body
 from kpihub import domain
 from kpihub.ingest.validate import validate_batch
 from kpihub.storage import _sql, _sqlite_staging
+from kpihub.storage._sqlite_driver import sqlite3
 from kpihub.storage.migrate import upgrade
 
 WritePath = Callable[[sqlite3.Connection, domain.BatchWrite], int]

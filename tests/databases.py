@@ -9,7 +9,6 @@ cannot be reached is an error, never a skip: the suite must run on both backends
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
+from kpihub.storage._sqlite_driver import sqlite3
 from kpihub.storage._sqlite_staging import merge_copy
 from kpihub.storage.urls import scheme, sqlite_path
 

@@ -10,7 +10,6 @@ import contextlib
 import copy
 import os
 import signal
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import httpx
 import pytest
 
 from kpihub.examples import article_example
+from kpihub.storage._sqlite_driver import sqlite3
 from tests.functional.server import (
     Creds,
     Kpihub,

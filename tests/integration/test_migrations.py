@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from kpihub.errors import InvalidInput, StoreUnavailable
+from kpihub.storage._sqlite_driver import sqlite3
 from kpihub.storage.migrate import (
     HEAD,
     _config,

@@ -7,7 +7,6 @@ of a batch and every read must be what a store writing data_points directly give
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from kpihub.domain import (
     Tenant,
 )
 from kpihub.storage import _sqlite_staging
+from kpihub.storage._sqlite_driver import sqlite3
 from kpihub.storage.migrate import upgrade
 from kpihub.storage.sqlite import SqliteStorage
 from tests.integration.stores import render, write

@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import platform
 import signal
-import sqlite3
 import sys
 import types
 from collections.abc import AsyncIterator
@@ -23,6 +23,7 @@ from kpihub.domain import BatchCounts, Client, Environment, Tenant
 from kpihub.errors import StoreUnavailable
 from kpihub.ingest import ack
 from kpihub.storage import _sqlite_staging
+from kpihub.storage._sqlite_driver import sqlite3
 from kpihub.storage.migrate import upgrade
 from kpihub.storage.sqlite import SqliteStorage
 from tests import databases
@@ -220,6 +221,20 @@ async def test_writes_run_in_a_process_of_their_own(store: SqliteStorage) -> Non
     pid = await store._write(writer_jobs.process_id)
     assert pid == store._writer.pid
     assert pid != os.getpid()
+
+
+async def test_every_connection_uses_one_sqlite_library(store: SqliteStorage) -> None:
+    """The writer and the server's own connections use the same library (two copies in
+    one process break each other's locks): the wheel's where it is installed."""
+    module, version, secure = await store._write(writer_jobs.library)
+    reader = store._reader()
+    assert type(reader).__module__ == module
+    assert reader.execute("SELECT sqlite_version()").fetchone()[0] == version
+    assert version == sqlite3.sqlite_version
+    assert secure == 1  # deleted rows are zeroed, whatever the library's default
+    if sys.platform == "linux" and platform.machine() == "x86_64":
+        assert module.startswith("pysqlite3"), "pip install pysqlite3-binary"
+        assert sqlite3.sqlite_version_info >= (3, 45)
 
 
 async def test_big_jobs_and_answers_cross_whole(store: SqliteStorage) -> None:

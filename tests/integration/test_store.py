@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import sqlite3
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,6 +28,7 @@ from kpihub.domain import (
 from kpihub.errors import Conflict, NotFound
 from kpihub.settings import Settings
 from kpihub.storage import Storage, open_storage
+from kpihub.storage._sqlite_driver import sqlite3
 from kpihub.storage.migrate import upgrade
 from tests import databases
 from tests.integration.stores import RECEIVED_AT, broken, render, update_same_elements, write

@@ -7,12 +7,12 @@ module level; the process signals back through files, as nothing else is shared.
 from __future__ import annotations
 
 import os
-import sqlite3
 import sys
 import time
 from pathlib import Path
 
 from kpihub.domain import BatchCounts
+from kpihub.storage._sqlite_driver import sqlite3
 from tests.integration.stores import render
 
 HOLD_LIMIT = 10.0  # seconds
@@ -49,6 +49,13 @@ def wait_until_exists(path: Path) -> bool:
 
 def process_id(conn: sqlite3.Connection) -> int:
     return os.getpid()
+
+
+def library(conn: sqlite3.Connection) -> tuple[str, str, int]:
+    """The writer's SQLite module, its SQLite version and its ``secure_delete`` setting."""
+    (version,) = conn.execute("SELECT sqlite_version()").fetchone()
+    (secure,) = conn.execute("PRAGMA secure_delete").fetchone()
+    return type(conn).__module__, version, secure
 
 
 def echo(data: bytes, conn: sqlite3.Connection) -> bytes:

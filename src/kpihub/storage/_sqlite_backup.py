@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 from kpihub.errors import InvalidInput, NotFound, StoreUnavailable
+from kpihub.storage._sqlite_driver import sqlite3
 from kpihub.storage._sqlite_staging import merge_copy
 from kpihub.storage.urls import sqlite_path
 

@@ -31,13 +31,13 @@ from __future__ import annotations
 
 import functools
 import operator
-import sqlite3
 from typing import Any
 
 import msgspec
 
 from kpihub import domain
 from kpihub.storage import _sql
+from kpihub.storage._sqlite_driver import sqlite3
 from kpihub.storage.base import RenderAck
 
 STAGING = "data_points_incoming"

@@ -6,14 +6,15 @@ command checks the schema first, and that check must cost milliseconds.
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kpihub.errors import InvalidInput, StoreUnavailable
+from kpihub.storage._sqlite_driver import sqlite3
 from kpihub.storage.urls import postgres_dsn, scheme, sqlalchemy_url, sqlite_path
 
 if TYPE_CHECKING:
+    import sqlalchemy as sa
     from alembic.config import Config
 
 HEAD = "0008"
@@ -85,7 +86,7 @@ def _current_revision_alembic(database_url: str) -> str | None:
     import sqlalchemy as sa
     from alembic.runtime.migration import MigrationContext
 
-    engine = sa.create_engine(sqlalchemy_url(database_url))
+    engine = _engine(database_url)
     try:
         with engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
@@ -93,6 +94,14 @@ def _current_revision_alembic(database_url: str) -> str | None:
         raise _unavailable(database_url, getattr(exc, "orig", None) or exc) from None
     finally:
         engine.dispose()
+
+
+def _engine(database_url: str) -> sa.Engine:
+    """SQLAlchemy's engine, on SQLite with the library every other connection uses."""
+    import sqlalchemy as sa
+
+    options: dict[str, Any] = {"module": sqlite3} if scheme(database_url) == "sqlite" else {}
+    return sa.create_engine(sqlalchemy_url(database_url), **options)
 
 
 def _unavailable(database_url: str, reason: object) -> StoreUnavailable:
@@ -120,7 +129,7 @@ def upgrade(database_url: str, revision: str = "head") -> tuple[str | None, str]
         except OSError as exc:
             raise _unavailable(database_url, exc) from None
     before = current_revision(database_url)
-    engine = sa.create_engine(sqlalchemy_url(database_url))
+    engine = _engine(database_url)
     try:
         with engine.begin() as conn:
             cfg = _config()

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -33,6 +32,7 @@ from kpihub.errors import Conflict, NotFound, StoreUnavailable
 from kpihub.storage import _dashboard_sql, _sql, _sqlite_staging, _sqlite_writer
 from kpihub.storage._client_updates import ClientUpdates
 from kpihub.storage._dashboard_sql import USER_COLUMNS
+from kpihub.storage._sqlite_driver import sqlite3
 from kpihub.storage._sqlite_link import WriterLink
 from kpihub.storage.base import NullObserver, RenderAck, StoreObserver
 from kpihub.storage.urls import sqlite_path
