@@ -67,6 +67,28 @@ def test_upgrade_creates_every_table_in_a_new_folder(tmp_path: Path) -> None:
     assert found >= TABLES
 
 
+def test_migrations_on_sqlite_use_the_library_of_every_other_connection(tmp_path: Path) -> None:
+    """Two copies of SQLite in one process break each other's locks: SQLAlchemy's
+    connections for a migration come from the same module as the store's."""
+    import sqlalchemy as sa
+
+    opened: list[str] = []
+
+    def record(dbapi_connection: object, _: object) -> None:
+        opened.append(type(dbapi_connection).__module__)
+
+    sa.event.listen(sa.engine.Engine, "connect", record)
+    try:
+        upgrade(f"sqlite:///{tmp_path / 'k.db'}")
+    finally:
+        sa.event.remove(sa.engine.Engine, "connect", record)
+
+    ours = sqlite3.connect(":memory:")
+    assert opened, "the upgrade opened no connection through SQLAlchemy"
+    assert set(opened) == {type(ours).__module__}
+    ours.close()
+
+
 def test_ensure_schema_is_idempotent(empty_database_url: str) -> None:
     ensure_schema(empty_database_url)
     ensure_schema(empty_database_url)
