@@ -24,6 +24,17 @@ NYC = ZoneInfo("America/New_York")
 LHI = ZoneInfo("Australia/Lord_Howe")
 KTM = ZoneInfo("Asia/Kathmandu")
 ZONES = (CPH, NYC, LHI, KTM, ZoneInfo("UTC"), ZoneInfo("America/Santiago"))
+# Zones whose changes test the walk's shortcuts: midnight skipped (Havana, Santiago),
+# a whole day skipped (Apia, 2011-12-30), 30-minute changes (Lord Howe), a 2-hour
+# change (Troll), quarter-hour offsets (Kathmandu, Chatham).
+ODD_ZONES = (
+    *ZONES,
+    ZoneInfo("America/Havana"),
+    ZoneInfo("Pacific/Apia"),
+    ZoneInfo("Antarctica/Troll"),
+    ZoneInfo("Pacific/Chatham"),
+    ZoneInfo("America/Sao_Paulo"),
+)
 H = 3600
 
 
@@ -110,6 +121,22 @@ def test_lord_howe_hours_cut_by_a_30_minute_change() -> None:
     assert datetime.fromtimestamp(spring + H, LHI).strftime("%H:%M") == "02:30"
 
 
+def test_chatham_hours_after_its_change_end_at_the_next_local_hour() -> None:
+    # 2024-04-07 03:45 +13:45 becomes 02:45 +12:45: 02:45-03:00 is a bucket of its own.
+    chatham = ZoneInfo("Pacific/Chatham")
+    start = at(chatham, 2024, 4, 7, 1)
+    edges = boundaries(start, start + 4 * H, "hour", chatham)
+    assert [(b - a) // 60 for a, b in itertools.pairwise(edges)] == [60, 60, 45, 15, 60]
+    walls = [datetime.fromtimestamp(b, chatham).strftime("%H:%M%z") for b in edges[2:5]]
+    assert walls == ["03:00+1345", "02:45+1245", "03:00+1245"]
+
+
+def test_troll_two_hour_change_keeps_every_local_hour_apart() -> None:
+    # 2024-10-27 01:00 UTC: +02 becomes +00, so local 01:00 and 02:00 come after 02:00.
+    troll = ZoneInfo("Antarctica/Troll")
+    assert lengths(utc(2024, 10, 27), utc(2024, 10, 27, 4), "hour", troll) == [H] * 4
+
+
 def test_kathmandu_hours_start_at_a_quarter_past_utc_hours() -> None:
     edges = boundaries(utc(2024, 5, 1), utc(2024, 5, 2), "hour", KTM)
     assert all(b % H == 15 * 60 for b in edges)
@@ -163,7 +190,7 @@ def test_more_buckets_than_the_limit_is_refused() -> None:
 @settings(max_examples=400, deadline=None)
 @given(
     epoch=st.integers(min_value=utc(1990, 1, 1), max_value=utc(2037, 1, 1)),
-    zone=st.sampled_from(ZONES),
+    zone=st.sampled_from(ODD_ZONES),
     interval=st.sampled_from(INTERVALS),
 )
 def test_bucket_holds_exactly_the_instants_of_one_local_unit(
@@ -177,3 +204,51 @@ def test_bucket_holds_exactly_the_instants_of_one_local_unit(
     assert calendar_unit(end - 1, interval, zone) == unit
     assert calendar_unit(start - 1, interval, zone) != unit
     assert calendar_unit(end, interval, zone) != unit
+
+
+# -- a range's boundaries are the chain of next_bucket ---------------------------------
+
+
+def chained(start: int, end: int, interval: str, zone: ZoneInfo) -> list[int]:
+    out = [bucket_start(start, interval, zone)]
+    while out[-1] < end or len(out) == 1:
+        out.append(next_bucket(out[-1], interval, zone))
+    return out
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    epoch=st.integers(min_value=utc(1990, 1, 1), max_value=utc(2037, 1, 1)),
+    zone=st.sampled_from(ODD_ZONES),
+    interval=st.sampled_from(INTERVALS),
+    count=st.integers(min_value=0, max_value=60),
+)
+def test_boundaries_are_the_chain_of_next_bucket(
+    epoch: int, zone: ZoneInfo, interval: str, count: int
+) -> None:
+    end = (
+        epoch + count * {"hour": H, "day": 86400, "week": 7 * 86400, "month": 31 * 86400}[interval]
+    )
+    edges = boundaries(epoch, end, interval, zone)
+    assert edges == chained(epoch, end, interval, zone)
+    for a, b in itertools.pairwise(edges):
+        assert calendar_unit(a, interval, zone) == calendar_unit(b - 1, interval, zone)
+        assert calendar_unit(a - 1, interval, zone) != calendar_unit(a, interval, zone)
+
+
+@pytest.mark.parametrize("interval", INTERVALS)
+@pytest.mark.parametrize(
+    ("zone", "wall"),
+    [
+        (ZoneInfo("Pacific/Apia"), (2011, 12, 20)),  # 2011-12-30 never happened there
+        (ZoneInfo("America/Havana"), (2024, 3, 1)),  # 2024-03-10 00:00 was skipped
+        (ZoneInfo("America/Havana"), (2024, 10, 20)),  # 2024-11-03 00:00 came twice
+        (CPH, (2024, 1, 1)),
+    ],
+)
+def test_a_year_of_buckets_across_odd_changes(
+    zone: ZoneInfo, wall: tuple[int, int, int], interval: str
+) -> None:
+    start = at(zone, *wall)
+    end = start + (100 if interval == "hour" else 400) * {"hour": H}.get(interval, 86400)
+    assert boundaries(start, end, interval, zone) == chained(start, end, interval, zone)

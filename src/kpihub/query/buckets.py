@@ -18,6 +18,7 @@ instant the clocks jumped.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Final, Literal
 from zoneinfo import ZoneInfo
@@ -105,6 +106,13 @@ def _offset_change(lo: int, hi: int, zone: ZoneInfo) -> int:
 
 def bucket_start(epoch: int, interval: str, zone: ZoneInfo) -> int:
     """The start of the bucket holding ``epoch``."""
+    if interval == "hour":
+        # The local hour's tick at ``epoch``'s offset, or the offset change after it.
+        offset = _offset(epoch, zone)
+        tick = epoch - (epoch + int(offset.total_seconds())) % 3600
+        if _offset(tick, zone) == offset:
+            return tick
+        return _offset_change(tick, epoch, zone)
     wall = _local(epoch, zone)
     start = _epoch(_truncate(wall, interval), zone)
     if start > epoch:
@@ -113,23 +121,31 @@ def bucket_start(epoch: int, interval: str, zone: ZoneInfo) -> int:
         start = int(_truncate(wall, interval).replace(tzinfo=zone, fold=1).timestamp())
         if start > epoch:  # pragma: no cover - no real zone skips past a whole unit
             start = epoch
-    if interval == "hour" and _offset(start, zone) != _offset(epoch, zone):
-        start = _offset_change(start, epoch, zone)
-        # Several changes within one hour do not happen; one is found exactly.
-        while _offset(start, zone) != _offset(epoch, zone):  # pragma: no cover
-            start = _offset_change(start, epoch, zone)
     return start
+
+
+def _hour_end(start: int, offset: timedelta, zone: ZoneInfo) -> tuple[int, timedelta]:
+    """The end of the hour bucket starting at ``start`` (UTC offset ``offset``): the next
+    tick of the local hour at that offset, or the offset change before it; and the
+    offset there."""
+    tick = start - (start + int(offset.total_seconds())) % 3600 + 3600
+    after = _offset(tick, zone)
+    if after == offset:
+        return tick, after
+    # Several changes within one hour do not happen; one is found exactly.
+    change = _offset_change(start, tick, zone)
+    return change, _offset(change, zone)
 
 
 def next_bucket(start: int, interval: str, zone: ZoneInfo) -> int:
     """The start of the bucket after the one starting at ``start``."""
+    if interval == "hour":
+        return _hour_end(start, _offset(start, zone), zone)[0]
     wall = _truncate(_local(start, zone), interval)
     nxt = _epoch(_advance(wall, interval), zone)
     while nxt <= start:  # an ambiguous wall start read before ``start``
         wall = _advance(wall, interval)
         nxt = _epoch(_advance(wall, interval), zone)
-    if interval == "hour" and _offset(start, zone) != _offset(nxt - 1, zone):
-        return _offset_change(start, nxt - 1, zone)
     return nxt
 
 
@@ -148,8 +164,34 @@ def boundaries(
     if estimate > limit + 1:
         raise TooManyBuckets(estimate, limit)
     out = [bucket_start(start, interval, zone)]
+    following = _following(out[0], interval, zone)
     while out[-1] < end or len(out) == 1:
         if len(out) > limit:
             raise TooManyBuckets(len(out), limit)
-        out.append(next_bucket(out[-1], interval, zone))
+        out.append(next(following))
     return out
+
+
+def _following(start: int, interval: str, zone: ZoneInfo) -> Iterator[int]:
+    """The starts of the buckets after the one starting at ``start``, in order.
+
+    What chaining ``next_bucket`` gives, with a fraction of its conversions (a long
+    series has thousands of buckets, each found on every request): hours step by the
+    clock, carrying the UTC offset from one to the next; days, weeks and months step
+    their wall-clock start and convert it once. Where that shortcut does not apply (a
+    unit whose wall start was skipped or repeated) ``next_bucket`` decides.
+    """
+    if interval == "hour":
+        offset = _offset(start, zone)
+        while True:
+            start, offset = _hour_end(start, offset, zone)
+            yield start
+    wall = _truncate(_local(start, zone), interval)
+    while True:
+        wall = _advance(wall, interval)
+        nxt = _epoch(wall, zone)
+        if nxt <= start:
+            nxt = next_bucket(start, interval, zone)
+            wall = _truncate(_local(nxt, zone), interval)
+        yield nxt
+        start = nxt
