@@ -298,7 +298,7 @@ def check_same(query: str, case: Case, api: dict[str, Any], stored: Any) -> None
             raise SystemExit(f"leaderboard {case}: API {got[:3]}... != store {want[:3]}...")
         return
     api_count = sum(b["count"] for s in api["series"] for b in s["buckets"])
-    store_count = sum(p.count for p in stored)
+    store_count = sum(p.points for p in stored)
     if api_count != store_count or not api["series"]:
         raise SystemExit(f"series {case}: API counts {api_count} != store {store_count}")
 

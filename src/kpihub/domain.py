@@ -231,18 +231,19 @@ class StoredPoint:
         return PointKey(self.timestamp, self.type, self.context, self.element_id)
 
 
-@dataclass(frozen=True, slots=True)
-class SlotAggregate:
+class SlotAggregate(NamedTuple):
     """Partial aggregates of the points of one group in ``[slot, slot + slot size)``.
 
     ``last`` is the value of the slot's last point (greatest timestamp, then greatest
-    element id, type and context), or None when it was not asked for.
+    element id, type and context), or None when it was not asked for. A named tuple,
+    not a dataclass: a series read makes one per slot row (thousands), and a tuple is
+    made from the row in a fraction of the time.
     """
 
     group: str | None
     slot: int
     sum: float
-    count: int
+    points: int  # how many points (not ``count``: a tuple's method)
     min: float
     max: float
     last: float | None

@@ -37,15 +37,6 @@ class Bucket:
     last: float | None = None
     last_slot: int = -1
 
-    def add(self, part: SlotAggregate) -> None:
-        self.sum += part.sum
-        self.count += part.count
-        self.min = min(self.min, part.min)
-        self.max = max(self.max, part.max)
-        if part.slot > self.last_slot:
-            self.last_slot = part.slot
-            self.last = part.last
-
     def value(self, agg: str) -> float | int | None:
         if self.count == 0:
             return None
@@ -87,13 +78,25 @@ def roll_up(
 
     if not grouped:
         series[None] = fresh()
-    for part in parts:
-        if not first <= part.slot < last_edge:
+    key = None
+    # Inline, not a method per part: a series read rolls up thousands of slots.
+    for group, slot, total, count, low, high, last in parts:
+        if not first <= slot < last_edge:
             continue
-        key = part.group if grouped else None
+        if grouped:
+            key = group
         buckets = series.get(key)
         if buckets is None:
             buckets = series[key] = fresh()
-        buckets[bisect_right(edges, part.slot) - 1].add(part)
+        b = buckets[bisect_right(edges, slot) - 1]
+        b.sum += total
+        b.count += count
+        if low < b.min:
+            b.min = low
+        if high > b.max:
+            b.max = high
+        if slot > b.last_slot:
+            b.last_slot = slot
+            b.last = last
     ordered = sorted(series, key=lambda g: (g is None, g or ""))
     return [Series(g, series[g]) for g in ordered]

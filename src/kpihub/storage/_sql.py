@@ -479,16 +479,10 @@ def catalog_units_sql(
     return sql, b.params
 
 
-def slot_from_row(row: Any) -> SlotAggregate:
-    return SlotAggregate(
-        group=None if row[0] is None else str(row[0]),
-        slot=int(row[1]),
-        sum=float(row[2]),
-        count=int(row[3]),
-        min=float(row[4]),
-        max=float(row[5]),
-        last=None if row[6] is None else float(row[6]),
-    )
+# A row of ``slots_sql`` is already a SlotAggregate's fields with their types on both
+# stores: text groups, integer slots and counts, and double values (SQLite's REAL
+# column reads back as float, PostgreSQL's double precision as float).
+slot_from_row: Callable[[Any], SlotAggregate] = SlotAggregate._make
 
 
 def ranked_from_row(row: Any, agg: str) -> RankedEntry:
