@@ -14,9 +14,10 @@ times, over one keep-alive HTTP/1.1 connection, after one warm-up pass:
 and the same reads in this process: ``store`` = the storage method the route calls
 (``leaderboard`` / ``slot_aggregates``) with the arguments the route's own parser
 builds from the same query string, on a store opened as the server opens it; ``sql`` =
-the statement(s) that method runs, on a plain connection (sqlite3 / asyncpg). K, L and
-T vary between repetitions over ``--variants`` seeded cases, the same list for every
-path; each case's answer from the API is checked against the store's.
+the statement(s) that method runs, on a plain connection (sqlite3 with the server's
+``mmap_size``, asyncpg). K, L and T vary between repetitions over ``--variants`` seeded
+cases, the same list for every path; each case's answer from the API is checked against
+the store's.
 
 Targets: each API median <= 150 ms; API / sql <= 1.25 (what the API adds over the same
 SQL run directly on the database). Exits non-zero when a target is missed.
@@ -249,6 +250,8 @@ async def direct(dataset: Dataset) -> Any:
         d = Direct(dataset.backend, store, tenant.id, tenant.timezone)
         if dataset.backend == "sqlite":
             d.sqlite = sqlite3.connect(Path(dataset.database_url[len("sqlite:///") :]))
+            # As the server's read connections are set up: the ratio is the API's cost.
+            d.sqlite.execute(f"PRAGMA mmap_size = {settings.sqlite_mmap_size}")
         else:
             import asyncpg
 

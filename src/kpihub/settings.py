@@ -62,6 +62,12 @@ class Settings(BaseSettings):
         description="full: fsync the WAL on every commit (survives power loss); "
         "normal: survives a process crash, may lose the last commits on power loss",
     )
+    sqlite_mmap_size: int = Field(
+        1 << 30,
+        ge=0,
+        description="Bytes of the SQLite database the server's reads map into memory "
+        "(faster reads; 0 = read through the file)",
+    )
 
     # Tenancy and URLs.
     base_domain: str = "localhost"

@@ -22,7 +22,8 @@ import pytest
 from kpihub.domain import BatchCounts, Client, Environment, Tenant
 from kpihub.errors import StoreUnavailable
 from kpihub.ingest import ack
-from kpihub.storage import _sqlite_staging
+from kpihub.settings import Settings
+from kpihub.storage import _sqlite_staging, open_storage
 from kpihub.storage._sqlite_driver import sqlite3
 from kpihub.storage.migrate import upgrade
 from kpihub.storage.sqlite import SqliteStorage
@@ -235,6 +236,33 @@ async def test_every_connection_uses_one_sqlite_library(store: SqliteStorage) ->
     if sys.platform == "linux" and platform.machine() == "x86_64":
         assert module.startswith("pysqlite3"), "pip install pysqlite3-binary"
         assert sqlite3.sqlite_version_info >= (3, 45)
+
+
+def _mapped(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA mmap_size").fetchone()[0])
+
+
+@pytest.mark.parametrize("mmap_size", [0, 64 << 20, None])
+async def test_only_the_servers_reads_map_the_database(url: str, mmap_size: int | None) -> None:
+    """Reads (inline and on the query threads) map ``KPIHUB_SQLITE_MMAP_SIZE`` bytes of
+    the file, 1 GiB unless set; the writer process and the checkpointer map nothing."""
+    settings = Settings(database_url=url, sqlite_synchronous="normal")
+    if mmap_size is not None:
+        settings = Settings(
+            database_url=url, sqlite_synchronous="normal", sqlite_mmap_size=mmap_size
+        )
+    storage = open_storage(settings)
+    assert isinstance(storage, SqliteStorage)
+    await storage.start()
+    try:
+        want = 1 << 30 if mmap_size is None else mmap_size
+        assert _mapped(storage._reader()) == want
+        assert await storage._query(_mapped) == want
+        assert await storage._write(writer_jobs.mapped) == 0
+        assert storage._checkpointer is not None
+        assert _mapped(storage._checkpointer._conn) == 0
+    finally:
+        await storage.close()
 
 
 async def test_big_jobs_and_answers_cross_whole(store: SqliteStorage) -> None:

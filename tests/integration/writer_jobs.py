@@ -83,3 +83,8 @@ def temp_store(conn: sqlite3.Connection) -> int:
 def imports(names: tuple[str, ...], conn: sqlite3.Connection) -> list[str]:
     """Which of ``names`` the writer process has imported."""
     return [name for name in names if name in sys.modules]
+
+
+def mapped(conn: sqlite3.Connection) -> int:
+    """How many bytes of the database the writer's connection maps (``mmap_size``)."""
+    return int(conn.execute("PRAGMA mmap_size").fetchone()[0])

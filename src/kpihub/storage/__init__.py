@@ -24,6 +24,7 @@ def open_storage(settings: Settings, observer: StoreObserver | None = None) -> S
         return SqliteStorage(
             settings.database_url,
             synchronous=settings.sqlite_synchronous,
+            mmap_size=settings.sqlite_mmap_size,
             busy_timeout=settings.database_timeout,
             observer=observer,
         )
