@@ -7,6 +7,12 @@ Times ``hit`` decisions through the limiter chain the app builds
 the way a server process makes them: one after another, and from ``--concurrency``
 tasks at once. Each decision is timed from the call to its answer. Counters live
 under a fresh key prefix, deleted at the end. Target: Redis p99 < 2 ms.
+
+Then the in-process storage alone, as a serving loop uses it (a turn of the event loop
+between decisions, so tasks the storage starts get to run) with 1 to 2,000 clients in
+their windows: ``limits``' own ``MemoryStorage`` against kpihub's ``SweptMemoryStorage``
+(expired counters swept once a second instead of on every increment). Target: kpihub's
+cost per decision does not grow with the clients (2,000 keys within 2x of 1 key).
 """
 
 from __future__ import annotations
@@ -20,9 +26,11 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import redis
+from limits.aio.storage import MemoryStorage
+from limits.aio.storage import Storage as AsyncStorage
 
 from kpihub.metrics import Metrics
-from kpihub.ratelimit import ClosableLimiter, build_limiter
+from kpihub.ratelimit import ClosableLimiter, SweptMemoryStorage, build_limiter
 from kpihub.settings import Settings
 
 CLIENTS = 200  # distinct keys, as many clients sending at once
@@ -118,6 +126,45 @@ async def bench(args: argparse.Namespace) -> bool:
     return ok
 
 
+async def per_decision(storage: AsyncStorage, keys: int, decisions: int) -> float:
+    """Mean µs per increment over ``keys`` live counters, a loop turn after each."""
+    for k in range(keys):
+        await storage.incr(f"client-{k}", 60)
+    started = time.perf_counter()
+    for i in range(decisions):
+        await storage.incr(f"client-{i % keys}", 60)
+        await asyncio.sleep(0)
+    return (time.perf_counter() - started) / decisions * 1e6
+
+
+async def storages(decisions: int) -> bool:
+    """The library's in-process storage against kpihub's, by the number of clients."""
+    print(f"In-process counters, {decisions:,} increments with a loop turn after each:")
+    figures: dict[tuple[str, int], float] = {}
+    for keys in (1, 200, 2000):
+        for name, make in (("limits", MemoryStorage), ("kpihub", SweptMemoryStorage)):
+            figures[(name, keys)] = await per_decision(make(), keys, decisions)
+        print(
+            f"  {keys:>5} clients: limits {figures[('limits', keys)]:7.1f} µs, "
+            f"kpihub {figures[('kpihub', keys)]:6.1f} µs "
+            f"({figures[('limits', keys)] / figures[('kpihub', keys)]:.1f}x)"
+        )
+    growth = figures[("kpihub", 2000)] / figures[("kpihub", 1)]
+    ok = growth <= 2.0
+    print(
+        f"kpihub, 2,000 clients / 1 client: {growth:.2f} (target <= 2) -> "
+        f"{'OK' if ok else 'MISSED'}"
+    )
+    return ok
+
+
+async def everything(args: argparse.Namespace) -> bool:
+    shared = await bench(args)
+    print()
+    local = await storages(min(args.decisions, 5000))
+    return shared and local
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--decisions", type=int, default=20_000)
@@ -130,7 +177,7 @@ def main() -> None:
         import uvloop
 
         runner = uvloop.run
-    raise SystemExit(0 if runner(bench(args)) else 1)
+    raise SystemExit(0 if runner(everything(args)) else 1)
 
 
 if __name__ == "__main__":

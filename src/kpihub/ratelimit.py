@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
 from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.aio.storage import MemoryStorage
 from limits.aio.storage import Storage as AsyncStorage
 from limits.errors import StorageError
 from limits.storage import storage_from_string
@@ -67,6 +68,48 @@ def _scheme(url: str) -> str:
     return url.removeprefix("async+").partition("://")[0]
 
 
+class SweptMemoryStorage(MemoryStorage):
+    """``limits``' in-process counters, with expired ones swept at most once a second.
+
+    The library's own ``incr`` starts a task on every increment that walks every key
+    held: with 2,000 clients in their windows, 361 µs per decision instead of ~20
+    (``bench/ratelimit.py``). A counter's expiry is checked when it is incremented, as
+    the library does; the sweep only frees the memory of counters nobody uses anymore.
+    """
+
+    STORAGE_SCHEME = ["async+kpihub-memory"]  # not the library's "memory", which stays its own
+    SWEEP_EVERY = 1.0
+
+    def __init__(self, uri: str | None = None, **options: Any) -> None:
+        super().__init__(uri, **options)
+        self._next_sweep = 0.0
+
+    async def incr(self, key: str, expiry: float, amount: int = 1) -> int:
+        now = time.time()
+        if now >= self._next_sweep:
+            self.sweep(now)
+        elif self.expirations.get(key, 0.0) <= now:
+            self._drop(key)
+        # No await from here on: the read and the write are one step of the event loop.
+        self.storage[key] += amount
+        if self.storage[key] == amount:
+            self.expirations[key] = now + expiry
+        return self.storage[key]
+
+    def sweep(self, now: float) -> int:
+        """Drop every counter whose window ended by ``now``; how many were dropped."""
+        self._next_sweep = now + self.SWEEP_EVERY
+        ended = [key for key, at in self.expirations.items() if at <= now]
+        for key in ended:
+            self._drop(key)
+        return len(ended)
+
+    def _drop(self, key: str) -> None:
+        self.storage.pop(key, None)
+        self.expirations.pop(key, None)
+        self.locks.pop(key, None)
+
+
 class LimitsLimiter:
     """``Limiter`` on the ``limits`` library; ``window`` seconds per window.
 
@@ -94,7 +137,10 @@ class LimitsLimiter:
                 # stale after Redis restarted. redis-py's default backs off for seconds.
                 "retry": Retry(NoBackoff(), 1),
             }
-        self._storage = cast(AsyncStorage, storage_from_string("async+" + url, **options))
+        if _scheme(url) == "memory":
+            self._storage: AsyncStorage = SweptMemoryStorage()
+        else:
+            self._storage = cast(AsyncStorage, storage_from_string("async+" + url, **options))
         self._window = window
         self._items: dict[int, RateLimitItem] = {}
         self._resets: dict[str, float] = {}  # storage key -> when its window ends (epoch)
