@@ -2,8 +2,9 @@
 
 Fixed windows, as Laravel's throttle middleware: a client gets ``limit`` requests per
 window; the counter starts with the window's first request and resets when it ends.
-The storage comes from a URL (``memory://`` for one node; ``redis://`` shares the
-counters across nodes), so the same code serves both.
+The storage comes from a URL (``memory://`` for one node, kept in
+``SweptMemoryStorage``; ``redis://`` shares the counters across nodes), so the same
+code serves both.
 
 With Redis, ``FallbackLimiter`` decides what happens while Redis cannot be reached
 (``KPIHUB_REDIS_FAILURE_POLICY``): ``open`` decides from this node's memory, so the
