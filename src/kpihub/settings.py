@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     sqlite_mmap_size: int = Field(
         1 << 30,
         ge=0,
-        description="Bytes of the SQLite database the server's reads map into memory "
+        description="Bytes of the SQLite database the server's queries map into memory "
         "(faster reads; 0 = read through the file)",
     )
 

@@ -151,7 +151,7 @@ class SqliteStorage(ClientUpdates):
     def _connect(self) -> sqlite3.Connection:
         return _sqlite_writer.connect(self.path, self._synchronous, self._busy_timeout)
 
-    def _connect_reader(self) -> sqlite3.Connection:
+    def _connect_for_queries(self) -> sqlite3.Connection:
         """A connection for the query threads: the database file memory-mapped up to
         ``mmap_size`` bytes, so pages come from the OS cache without a copy (a series
         read ~15% faster). The inline reader does not map it: its reads are a few pages,
@@ -201,7 +201,7 @@ class SqliteStorage(ClientUpdates):
         of its own from a small pool, so concurrent queries do not share a cursor.
         """
         await self._settle()
-        conn = self._query_conns.pop() if self._query_conns else self._connect_reader()
+        conn = self._query_conns.pop() if self._query_conns else self._connect_for_queries()
         try:
             return await asyncio.to_thread(job, conn)
         except sqlite3.Error as exc:
