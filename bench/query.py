@@ -250,7 +250,7 @@ async def direct(dataset: Dataset) -> Any:
         d = Direct(dataset.backend, store, tenant.id, tenant.timezone)
         if dataset.backend == "sqlite":
             d.sqlite = sqlite3.connect(Path(dataset.database_url[len("sqlite:///") :]))
-            # As the server's read connections are set up: the ratio is the API's cost.
+            # As the server's query connections are set up: the ratio is the API's cost.
             d.sqlite.execute(f"PRAGMA mmap_size = {settings.sqlite_mmap_size}")
         else:
             import asyncpg

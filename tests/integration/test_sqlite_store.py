@@ -248,9 +248,7 @@ async def test_only_the_query_threads_map_the_database(url: str, mmap_size: int 
     unless set; the inline reader, the writer process and the checkpointer map nothing."""
     settings = Settings(database_url=url, sqlite_synchronous="normal")
     if mmap_size is not None:
-        settings = Settings(
-            database_url=url, sqlite_synchronous="normal", sqlite_mmap_size=mmap_size
-        )
+        settings = settings.model_copy(update={"sqlite_mmap_size": mmap_size})
     storage = open_storage(settings)
     assert isinstance(storage, SqliteStorage)
     await storage.start()

@@ -104,12 +104,17 @@ def _offset_change(lo: int, hi: int, zone: ZoneInfo) -> int:
     return hi
 
 
+def _hour_tick(epoch: int, offset: timedelta) -> int:
+    """The instant the local hour holding ``epoch`` began, at UTC offset ``offset``."""
+    return epoch - (epoch + int(offset.total_seconds())) % 3600
+
+
 def bucket_start(epoch: int, interval: str, zone: ZoneInfo) -> int:
     """The start of the bucket holding ``epoch``."""
     if interval == "hour":
         # The local hour's tick at ``epoch``'s offset, or the offset change after it.
         offset = _offset(epoch, zone)
-        tick = epoch - (epoch + int(offset.total_seconds())) % 3600
+        tick = _hour_tick(epoch, offset)
         if _offset(tick, zone) == offset:
             return tick
         return _offset_change(tick, epoch, zone)
@@ -128,7 +133,7 @@ def _hour_end(start: int, offset: timedelta, zone: ZoneInfo) -> tuple[int, timed
     """The end of the hour bucket starting at ``start`` (UTC offset ``offset``): the next
     tick of the local hour at that offset, or the offset change before it; and the
     offset there."""
-    tick = start - (start + int(offset.total_seconds())) % 3600 + 3600
+    tick = _hour_tick(start, offset) + 3600
     after = _offset(tick, zone)
     if after == offset:
         return tick, after
