@@ -287,3 +287,56 @@ def test_series_ids_fill_every_point_and_go_away_again(tmp_path: Path) -> None:
     assert stored() == rows
     assert time_index()[:5] == ["tenant_id", "environment", "context", "kpi", "ts"]
     assert "series" not in tables(url)
+
+
+def test_the_points_get_a_rowid_and_keep_their_key_both_ways(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    upgrade(url, "0008")
+    rows = point_rows(25, revision=2)
+    with sqlite3.connect(tmp_path / "k.db") as conn:
+        conn.executemany(
+            f"INSERT INTO data_points ({COLUMNS}, series_id) VALUES ({', '.join('?' * 18)})",
+            [(*r, 1) for r in rows],
+        )
+
+    def layout() -> tuple[list[tuple[object, ...]], dict[str, list[str]], bool]:
+        """The points, each index's columns (by name), and whether the table has rowids."""
+        with sqlite3.connect(tmp_path / "k.db") as conn:
+            points = conn.execute(f"SELECT {COLUMNS}, series_id FROM data_points").fetchall()
+            indexes = {
+                row[1]: [c[2] for c in conn.execute(f"PRAGMA index_info({row[1]})")]
+                for row in conn.execute("PRAGMA index_list(data_points)")
+            }
+            try:
+                conn.execute("SELECT rowid FROM data_points LIMIT 1")
+            except sqlite3.OperationalError:
+                has_rowid = False
+            else:
+                has_rowid = True
+        return sorted(points, key=lambda r: int(r[4])), indexes, has_rowid
+
+    key = ["element_id", "tenant_id", "environment", "type", "context"]
+    time_index = ["series_id", "ts", "user_id", "location_id", "value", "kpi"]
+    before = layout()
+    assert before[2] is False and before[1]["ix_data_points_time"] == time_index
+
+    upgrade(url, "0009")
+    points, indexes, has_rowid = layout()
+    assert points == before[0] == [(*r, 1) for r in rows]
+    assert has_rowid
+    assert indexes == {"ix_data_points_key": key, "ix_data_points_time": time_index}
+    with (
+        sqlite3.connect(tmp_path / "k.db") as conn,
+        pytest.raises(sqlite3.IntegrityError, match="UNIQUE"),
+    ):
+        conn.execute(
+            f"INSERT INTO data_points ({COLUMNS}, series_id) VALUES ({', '.join('?' * 18)})",
+            (*rows[3], 1),
+        )
+
+    downgrade(url, "0008")
+    points, indexes, has_rowid = layout()
+    assert (points, has_rowid) == (before[0], False)
+    assert indexes["ix_data_points_time"] == time_index
+    with sqlite3.connect(tmp_path / "k.db") as conn:
+        assert key_columns(conn, "data_points") == key

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
     from alembic.config import Config
 
-HEAD = "0008"
+HEAD = "0009"
 """The newest revision in ``migrations/versions`` (a test keeps the two in step)."""
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
