@@ -319,12 +319,13 @@ def test_the_points_get_a_rowid_and_keep_their_key_both_ways(tmp_path: Path) -> 
     time_index = ["series_id", "ts", "user_id", "location_id", "value", "kpi"]
     before = layout()
     assert before[2] is False and before[1]["ix_data_points_time"] == time_index
+    new_time_index = [*time_index[:-1], "type"]  # the series names the KPI
 
     upgrade(url, "0009")
     points, indexes, has_rowid = layout()
     assert points == before[0] == [(*r, 1) for r in rows]
     assert has_rowid
-    assert indexes == {"ix_data_points_key": key, "ix_data_points_time": time_index}
+    assert indexes == {"ix_data_points_key": key, "ix_data_points_time": new_time_index}
     with (
         sqlite3.connect(tmp_path / "k.db") as conn,
         pytest.raises(sqlite3.IntegrityError, match="UNIQUE"),

@@ -17,10 +17,14 @@ import pytest
 
 from kpihub.domain import (
     BatchCounts,
+    BatchWrite,
     BearerContext,
     Client,
+    DataPoint,
     Environment,
     NewClient,
+    ParsedBatch,
+    PointFilter,
     RequestRecord,
     SigningKey,
     Tenant,
@@ -494,3 +498,60 @@ async def test_a_second_storage_on_the_same_database_sees_committed_data(
     assert await other_node.count_points(tenant.id, Environment.TESTING) == 2
     assert await other_node.count_points(tenant.id, Environment.PRODUCTION) == 0
     assert await other_node.get_client(client.client_id) == client
+
+
+async def test_the_last_point_breaks_ties_by_element_id_then_type_then_context(
+    store: Storage, tenant: Tenant, client: Client
+) -> None:
+    # One user's points of one KPI, three at the latest timestamp; SQLite's time index
+    # holds none of the tie-breaks (migration 0009), so they are read from the rows.
+    def pushed(type_: str, context: str, points: list[tuple[str, float, int, str]]) -> BatchWrite:
+        return BatchWrite(
+            batch_id=f"{type_}-{context}",
+            tenant_id=tenant.id,
+            environment=client.environment,
+            client_pk=client.id,
+            batch=ParsedBatch(
+                type_,
+                "1.0.0",
+                context,
+                [
+                    DataPoint(i, "sales", "number", v, None, ts, None, None, user, None)
+                    for i, v, ts, user in points
+                ],
+            ),
+            raw_body=b"",
+            received_at=RECEIVED_AT,
+        )
+
+    day = 86_400 * 20_000
+    for write_ in (
+        pushed("pos-a", "sales", [("9", 1.0, day + 50, "u1"), ("10", 2.0, day + 60, "u1")]),
+        pushed("pos-a", "bonus", [("10", 3.0, day + 60, "u1"), ("1", 9.0, day + 10, "u2")]),
+        pushed("pos-b", "sales", [("10", 4.0, day + 60, "u1"), ("2", 6.0, day + 60, "u3")]),
+    ):
+        assert await store.ingest(write_, render) is not None
+    flt = PointFilter(tenant.id, client.environment, kpis=("sales",))
+    # At the latest timestamp: id "2" beats "10" (string order).
+    (whole,) = await store.slot_aggregates(flt, slot=86_400, group_by=None, with_last=True)
+    assert (whole.slot, whole.points, whole.last) == (day, 6, 6.0)
+    by_kpi = await store.slot_aggregates(flt, slot=86_400, group_by="kpi", with_last=True)
+    assert [(a.group, a.points, a.last) for a in by_kpi] == [("sales", 6, 6.0)]
+    # u1's latest are all id "10": pos-a/sales, pos-a/bonus, pos-b/sales; the greatest
+    # type wins.
+    per_user = await store.slot_aggregates(flt, slot=86_400, group_by="user_id", with_last=True)
+    assert sorted((a.group, a.points, a.last) for a in per_user) == [
+        ("u1", 4, 4.0),
+        ("u2", 1, 9.0),
+        ("u3", 1, 6.0),
+    ]
+    board = await store.leaderboard(flt, by="user_id", agg="last", limit=10)
+    assert [(e.id, e.value, e.count, e.rank) for e in board] == [
+        ("u2", 9.0, 1, 1),
+        ("u3", 6.0, 1, 2),
+        ("u1", 4.0, 4, 3),
+    ]
+    # Within one type and id, the greatest context: pos-a's "sales" over its "bonus".
+    only_a = PointFilter(tenant.id, client.environment, type="pos-a", user_id="u1")
+    (a,) = await store.slot_aggregates(only_a, slot=86_400, group_by=None, with_last=True)
+    assert (a.points, a.last) == (3, 2.0)

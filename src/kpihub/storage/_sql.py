@@ -359,9 +359,42 @@ def points_sql(
     return sql, b.params
 
 
+_TIE_BREAKS = ("element_id", "type", "context")
+
+
 def _last_order(collate: str) -> str:
     """The "last" rule: greatest timestamp, then greatest element id (then type, context)."""
-    return f"ts DESC, element_id{collate} DESC, type{collate} DESC, context{collate} DESC"
+    return "ts DESC, " + ", ".join(f"{c}{collate} DESC" for c in _TIE_BREAKS)
+
+
+def _ranked(part: dict[str, str], where: str, collate: str) -> str:
+    """The points of ``where`` as rows of ``part``'s aliases, ``value``, ``rn`` (1 for the
+    "last" point of its partition) and ``n`` (its partition's points)."""
+    columns = ", ".join(f"{expr} AS {alias}" for alias, expr in part.items())
+    by = ", ".join(part.values())
+    return (
+        f"SELECT {columns}, value, ROW_NUMBER() OVER (PARTITION BY {by} "
+        f"ORDER BY {_last_order(collate)}) AS rn, COUNT(*) OVER (PARTITION BY {by}) AS n "
+        f"FROM data_points WHERE {where}"
+    )
+
+
+def _last_value(
+    b: Binder, flt: PointFilter, contexts: Sequence[str] | None, same: str, collate: str
+) -> str:
+    """The value of the "last" point among those of ``flt`` at ``a.mt`` (a group's greatest
+    timestamp) for which ``same`` holds (they are of ``a``'s group): one seek.
+
+    For SQLite (migration 0009), whose time index holds neither the element id nor the
+    context: a group's aggregates and greatest timestamp come from the index alone,
+    and only the points at that timestamp are read from their rows to break ties.
+    """
+    where = where_points(b, flt, contexts, series=True)
+    ties = ", ".join(f"{c}{collate} DESC" for c in _TIE_BREAKS)
+    return (
+        f"(SELECT value FROM data_points WHERE {where} AND ts = a.mt AND {same} "
+        f"ORDER BY {ties} LIMIT 1)"
+    )
 
 
 def slots_sql(
@@ -383,20 +416,31 @@ def slots_sql(
         raise ValueError(group_by)
     b = Binder(mark)
     where = where_points(b, flt, contexts, series=series)
-    group = group_by or "NULL"
+    group, source, same = group_by or "NULL", "data_points", f"{group_by} IS a.g"
+    if series and group_by == "kpi":
+        # SQLite's time index holds no KPI (migration 0009): its series names it.
+        group, source = "k.kpi", "data_points JOIN series AS k ON k.id = data_points.series_id"
+        same = "(SELECT kpi FROM series WHERE id = series_id) = a.g"
     slot_expr = f"ts - ts % {int(slot)}"
     if not with_last:
         sql = (
             f"SELECT {group} AS g, {slot_expr} AS s, SUM(value), COUNT(*), MIN(value), "
-            f"MAX(value), NULL FROM data_points WHERE {where} GROUP BY 1, 2"
+            f"MAX(value), NULL FROM {source} WHERE {where} GROUP BY 1, 2"
         )
         return sql, b.params
+    if series:
+        aggregates = (
+            f"SELECT {group} AS g, {slot_expr} AS s, SUM(value) AS total, COUNT(*) AS n, "
+            "MIN(value) AS low, MAX(value) AS high, MAX(ts) AS mt "
+            f"FROM {source} WHERE {where} GROUP BY 1, 2"
+        )
+        last = _last_value(b, flt, contexts, same if group_by else "true", collate)
+        sql = f"WITH a AS ({aggregates}) SELECT g, s, total, n, low, high, {last} FROM a"
+        return sql, b.params
+    ranked = _ranked({"g": group, "s": slot_expr}, where, collate)
     sql = (
         "SELECT g, s, SUM(value), COUNT(*), MIN(value), MAX(value), "
-        "MAX(CASE WHEN rn = 1 THEN value END) FROM ("
-        f"SELECT {group} AS g, {slot_expr} AS s, value, ROW_NUMBER() OVER ("
-        f"PARTITION BY {group}, {slot_expr} ORDER BY {_last_order(collate)}) AS rn "
-        f"FROM data_points WHERE {where}) x GROUP BY g, s"
+        f"MAX(CASE WHEN rn = 1 THEN value END) FROM ({ranked}) x GROUP BY g, s"
     )
     return sql, b.params
 
@@ -426,12 +470,16 @@ def leaderboard_sql(
         raise ValueError((by, agg))
     b = Binder(mark)
     where = where_points(b, flt, contexts, series=series) + f" AND {by} IS NOT NULL"
-    if agg == "last":
-        ranked = (
-            f"SELECT {by} AS id, value, ROW_NUMBER() OVER (PARTITION BY {by} "
-            f"ORDER BY {_last_order(collate)}) AS rn, COUNT(*) OVER (PARTITION BY {by}) AS n "
-            f"FROM data_points WHERE {where}"
+    latest = ""
+    if agg == "last" and series:
+        latest = (
+            f"WITH a AS (SELECT {by} AS id, COUNT(*) AS n, MAX(ts) AS mt "
+            f"FROM data_points WHERE {where} GROUP BY {by}) "
         )
+        last = _last_value(b, flt, contexts, f"{by} = a.id", collate)
+        per_id = f"SELECT id, {last} AS v, n FROM a"
+    elif agg == "last":
+        ranked = _ranked({"id": by}, where, collate)
         per_id = f"SELECT id, value AS v, n FROM ({ranked}) r WHERE rn = 1"
     else:
         per_id = (
@@ -439,7 +487,7 @@ def leaderboard_sql(
             f"FROM data_points WHERE {where} GROUP BY {by}"
         )
     sql = (
-        f"SELECT id, v, n, RANK() OVER (ORDER BY v DESC) AS r FROM ({per_id}) g "
+        f"{latest}SELECT id, v, n, RANK() OVER (ORDER BY v DESC) AS r FROM ({per_id}) g "
         f"ORDER BY v DESC, id{collate} LIMIT {b(limit)}"
     )
     return sql, b.params
@@ -456,8 +504,23 @@ def tenant_points_where(
 def catalog_sql(
     mark: Mark, tenant_id: int, environment: Environment, *, series: bool = False
 ) -> tuple[str, list[Any]]:
-    """Per (type, context, kpi): points, first and last timestamp, users, locations."""
+    """Per (type, context, kpi): points, first and last timestamp, users, locations.
+
+    With ``series``, counted per series and type from the time index alone, then named
+    by ``series`` (a series is one tenant, environment, context and KPI)."""
     b = Binder(mark)
+    if series:
+        per_series = (
+            "SELECT series_id, type, COUNT(*) AS n, MIN(ts) AS first, MAX(ts) AS last, "
+            "COUNT(DISTINCT user_id) AS users, COUNT(DISTINCT location_id) AS locations "
+            f"FROM data_points WHERE {tenant_points_where(b, tenant_id, environment, series=True)} "
+            "GROUP BY series_id, type"
+        )
+        sql = (
+            "SELECT x.type, s.context, s.kpi, x.n, x.first, x.last, x.users, x.locations "
+            f"FROM ({per_series}) AS x JOIN series AS s ON s.id = x.series_id"
+        )
+        return sql, b.params
     sql = (
         "SELECT type, context, kpi, COUNT(*), MIN(ts), MAX(ts), COUNT(DISTINCT user_id), "
         "COUNT(DISTINCT location_id) FROM data_points "

@@ -1,18 +1,21 @@
-"""SQLite only: ``data_points`` becomes a rowid table; its key a unique index.
+"""SQLite only: ``data_points`` becomes a rowid table, its key a unique index, and the
+time index carries ``type`` instead of ``kpi``.
 
 In a WITHOUT ROWID table every index entry carries the whole primary key, so each
 entry of the time index ``(series_id, ts, user_id, location_id, value, kpi)`` also held
 ``element_id, tenant_id, environment, type, context``: about half of its bytes. Each
 merge inserts every staged row into that index at a random place of its live end, and
 the pages it dirties are what a merge costs (their B-tree work, then their WAL frames).
-In a rowid table an index entry carries an integer instead: the time index's entries
-are about half as wide, so a merge dirties fewer pages, and the key lives on as a
+In a rowid table an index entry carries an integer instead, and the key lives on as a
 unique index on the same five columns (the upsert's conflict target, the counting
 query's seek).
 
-The columns the time index no longer carries (``element_id``, ``type``, ``context``)
-are read from the row when a query needs them: SQLite seeks the row by its rowid only
-for the index entries that pass every condition the index can decide.
+The time index becomes ``(series_id, ts, user_id, location_id, value, type)``: ``kpi``
+is the series' own (reads take it from ``series``), and ``type``, which a filter may
+name, is now in the index rather than in the key it carried. ``element_id`` and
+``context`` (the "last" rule's tie-breaks, the points' pages) are read from the row when
+a query needs them: SQLite seeks the row by its rowid only for the index entries that
+pass every condition the index decides.
 
 The table is rebuilt, once, when the new version first starts (the rows copied, both
 indexes built again), with the write lock held throughout.
@@ -35,6 +38,8 @@ KEY = "element_id, tenant_id, environment, type, context"
 PRIMARY_KEY = f"CONSTRAINT pk_data_points PRIMARY KEY ({KEY})"
 KEY_INDEX = f"CREATE UNIQUE INDEX ix_data_points_key ON {TABLE} ({KEY})"
 WITHOUT_ROWID = "WITHOUT ROWID"
+OLD_TIME_INDEX = "series_id, ts, user_id, location_id, value, kpi"
+NEW_TIME_INDEX = "series_id, ts, user_id, location_id, value, type"
 
 
 def _sqlite() -> bool:
@@ -42,28 +47,21 @@ def _sqlite() -> bool:
 
 
 def _rebuild(*, rowid: bool) -> None:
-    """``data_points`` again, with a rowid or without one; same columns, rows, indexes."""
+    """``data_points`` again, with a rowid (the key a unique index, the new time index) or
+    without one (the key its primary key, the old time index); same columns and rows."""
     bind = op.get_bind()
     (ddl,) = bind.exec_driver_sql(
         "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (TABLE,)
     ).one()
-    indexes = [
-        sql
-        for (sql,) in bind.exec_driver_sql(
-            "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? "
-            "AND sql IS NOT NULL AND name != 'ix_data_points_key'",
-            (TABLE,),
-        )
-    ]
+    rebuilt = f"{TABLE}_rebuilt"
     # After a rename SQLite keeps the name quoted: everything before the columns goes.
     columns = ddl[ddl.index("(") : ddl.rindex(")") + 1]
     if rowid:
         columns, found = re.subn(rf",\s*{re.escape(PRIMARY_KEY)}", "", columns)
         assert found == 1, ddl
-        new_ddl = f"CREATE TABLE {TABLE}_rebuilt {columns}"
+        new_ddl = f"CREATE TABLE {rebuilt} {columns}"
     else:
-        new_ddl = f"CREATE TABLE {TABLE}_rebuilt {columns[:-1]}, {PRIMARY_KEY}) {WITHOUT_ROWID}"
-    rebuilt = f"{TABLE}_rebuilt"
+        new_ddl = f"CREATE TABLE {rebuilt} {columns[:-1]}, {PRIMARY_KEY}) {WITHOUT_ROWID}"
     # A leftover of an interrupted upgrade holds nothing the old table does not.
     op.execute(f"DROP TABLE IF EXISTS {rebuilt}")
     op.execute(new_ddl)
@@ -72,8 +70,8 @@ def _rebuild(*, rowid: bool) -> None:
     op.execute(f"ALTER TABLE {rebuilt} RENAME TO {TABLE}")
     if rowid:
         op.execute(KEY_INDEX)
-    for sql in indexes:
-        op.execute(sql)
+    time_index = NEW_TIME_INDEX if rowid else OLD_TIME_INDEX
+    op.execute(f"CREATE INDEX ix_data_points_time ON {TABLE} ({time_index})")
 
 
 def upgrade() -> None:
