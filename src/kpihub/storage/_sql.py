@@ -658,19 +658,15 @@ def count_old_points_sql(
     return f"SELECT COUNT(*) FROM data_points WHERE {where}", b.params
 
 
-def old_point_keys_sql(
-    mark: Mark,
-    tenant_id: int,
-    group: PointGroup,
-    before: int,
-    limit: int,
-    *,
-    series: bool = False,
+def delete_old_points_sql(
+    mark: Mark, tenant_id: int, group: PointGroup, before: int, limit: int
 ) -> tuple[str, list[Any]]:
-    """(type, element_id) of up to ``limit`` old points of one group."""
+    """SQLite: delete up to ``limit`` old points of one group, found on the time index
+    (which carries each row's rowid since migration 0009), by rowid."""
     b = Binder(mark)
-    where = old_points_where(b, tenant_id, group, before, series=series)
-    return f"SELECT type, element_id FROM data_points WHERE {where} LIMIT {b(limit)}", b.params
+    where = old_points_where(b, tenant_id, group, before, series=True)
+    rowids = f"SELECT rowid FROM data_points WHERE {where} LIMIT {b(limit)}"
+    return f"DELETE FROM data_points WHERE rowid IN ({rowids})", b.params
 
 
 def count_old_batches_sql(mark: Mark, tenant_id: int, before: int) -> tuple[str, list[Any]]:

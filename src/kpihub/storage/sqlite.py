@@ -605,18 +605,8 @@ def _count_old(
 def _delete_old_points(
     conn: sqlite3.Connection, chunk: int, *, tenant_id: int, group: _sql.PointGroup, before: int
 ) -> int:
-    # Find the keys on the time index, delete by primary key: SQLite would plan a
-    # ``(key) IN (subquery)`` delete as a scan of the tenant's whole time index.
-    keys = conn.execute(
-        *_sql.old_point_keys_sql(_qmark, tenant_id, group, before, chunk, series=True)
-    ).fetchall()
-    environment, context, _ = group
-    conn.executemany(
-        "DELETE FROM data_points WHERE tenant_id = ? AND environment = ? AND type = ? "
-        "AND context = ? AND element_id = ?",
-        [(tenant_id, environment.value, type_, context, element_id) for type_, element_id in keys],
-    )
-    return len(keys)
+    sql, params = _sql.delete_old_points_sql(_qmark, tenant_id, group, before, chunk)
+    return int(conn.execute(sql, params).rowcount)
 
 
 # -- write jobs: module-level, so that they can be pickled to the writer process ----------
