@@ -17,8 +17,11 @@ name, is now in the index rather than in the key it carried. ``element_id`` and
 a query needs them: SQLite seeks the row by its rowid only for the index entries that
 pass every condition the index decides.
 
-The table is rebuilt, once, when the new version first starts (the rows copied, both
-indexes built again), with the write lock held throughout.
+The table is rebuilt, once, when the new version first starts (the rows copied, the
+indexes built again), with the write lock held throughout: about 3.5 s per million
+points. The old table's pages stay in the file as free pages, which new points reuse
+(``VACUUM`` gives them back to the file system). The key, now a B-tree of its own,
+makes a store about 9% bigger.
 
 Revision ID: 0009
 Revises: 0008
