@@ -9,11 +9,13 @@ measures it alone, with no HTTP and no counting: ``--preload`` points of the
 staging table's DELETE and the COMMIT; WAL, ``synchronous=off``, 64 MiB page cache).
 Layouts, each in a fresh file:
 
-- **shipped**: the tables as the migrations make them (``WITHOUT ROWID`` primary key,
-  covering time index) and the shipped merge statement;
+- **shipped**: the tables as the migrations make them (a rowid table, its key a unique
+  index, the time index ``(series_id, ts, user_id, location_id, value, type)``) and
+  the shipped merge statement;
 - **no time index**: the same without ``ix_data_points_time``, to split the cost
-  between the primary key's B-tree and the time index (queries need the index);
-- **rowid table**: ``data_points`` as a rowid table, its key a UNIQUE index;
+  between the key's B-tree and the time index (queries need the index);
+- **WITHOUT ROWID (0008)**: the layout before migration 0009, the key the B-tree the
+  rows live in, so that every time-index entry also carries the whole key;
 - **integer ids**: the shipped layout, with environment, type, context, KPI, user,
   location and element id stored as integers (as a dictionary of ids would).
 
@@ -38,16 +40,17 @@ from kpihub.storage._sqlite_driver import sqlite3
 from kpihub.storage.migrate import upgrade
 
 _STAGE = (
-    f"INSERT INTO {_sqlite_staging.STAGING} ({_sql.POINT_COLUMNS}, revision) "
-    "VALUES (1, ?, ?, ?, ?, ?, ?, ?, 'Eur', ?, ?, ?, NULL, NULL, 'b', 1.0, 1)"
+    f"INSERT INTO {_sqlite_staging.STAGING} ({_sql.POINT_COLUMNS}, revision, series_id) "
+    "VALUES (1, ?, ?, ?, ?, ?, ?, ?, 'Eur', ?, ?, ?, NULL, NULL, 'b', 1.0, 1, ?)"
 )
-_KEY = "tenant_id, environment, type, context, element_id"
+_KEY = "element_id, tenant_id, environment, type, context"
 _COLUMNS = (
     "tenant_id INTEGER NOT NULL, environment TEXT NOT NULL, type TEXT NOT NULL, "
     "context TEXT NOT NULL, element_id TEXT NOT NULL, kpi TEXT NOT NULL, "
     "object_type TEXT NOT NULL, value FLOAT NOT NULL, units TEXT, user_id TEXT, "
     "location_id TEXT, ts BIGINT NOT NULL, date_from BIGINT, date_to BIGINT, "
-    "batch_id TEXT NOT NULL, revision INTEGER NOT NULL DEFAULT 1, updated_at FLOAT NOT NULL"
+    "batch_id TEXT NOT NULL, revision INTEGER NOT NULL DEFAULT 1, updated_at FLOAT NOT NULL, "
+    "series_id INTEGER"
 )
 
 Row = tuple[Any, ...]
@@ -55,11 +58,12 @@ Row = tuple[Any, ...]
 
 def text_row(p: Point) -> Row:
     text = ("production", "bench-pos", "sales", str(p.id), p.kpi, "number", float(p.value))
-    return (*text, str(p.user), str(p.location), p.ts)
+    return (*text, str(p.user), str(p.location), p.ts, 1 + KPIS.index(p.kpi))
 
 
 def integer_row(p: Point) -> Row:
-    return (1, 3, 2, p.id, KPIS.index(p.kpi), 1, float(p.value), p.user, p.location, p.ts)
+    kpi = KPIS.index(p.kpi)
+    return (1, 3, 2, p.id, kpi, 1, float(p.value), p.user, p.location, p.ts, 1 + kpi)
 
 
 def shipped(conn: sqlite3.Connection) -> None:
@@ -70,20 +74,19 @@ def no_time_index(conn: sqlite3.Connection) -> None:
     conn.execute("DROP INDEX ix_data_points_time")
 
 
-def rowid_table(conn: sqlite3.Connection) -> None:
+def without_rowid(conn: sqlite3.Connection) -> None:
     conn.execute("DROP TABLE data_points")
-    conn.execute(f"CREATE TABLE data_points ({_COLUMNS})")
-    conn.execute(f"CREATE UNIQUE INDEX pk_data_points ON data_points ({_KEY})")
+    conn.execute(f"CREATE TABLE data_points ({_COLUMNS}, PRIMARY KEY ({_KEY})) WITHOUT ROWID")
     conn.execute(
         "CREATE INDEX ix_data_points_time ON data_points "
-        "(tenant_id, environment, context, kpi, ts, user_id, location_id, value)"
+        "(series_id, ts, user_id, location_id, value, kpi)"
     )
 
 
 LAYOUTS: dict[str, tuple[Callable[[sqlite3.Connection], None], Callable[[Point], Row]]] = {
     "shipped": (shipped, text_row),
     "no time index": (no_time_index, text_row),
-    "rowid table": (rowid_table, text_row),
+    "WITHOUT ROWID": (without_rowid, text_row),
     "integer ids": (shipped, integer_row),
 }
 
