@@ -351,7 +351,8 @@ def test_restore_refuses_an_unknown_revision(
     target = kpihub_in(tmp_path / "b", fresh_url)
     message = one_line(target.run("restore", str(path), ok=False).stderr)
     assert "schema revision '9999', which this kpihub does not know" in message
-    assert f"it knows 0001, 0002, 0003, 0004, 0005, 0006, 0007, {HEAD}" in message
+    known = ", ".join(f"{n:04d}" for n in range(1, int(HEAD) + 1))
+    assert f"it knows {known}" in message
     assert_empty(fresh_url)
 
 

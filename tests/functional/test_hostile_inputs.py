@@ -329,3 +329,28 @@ def test_the_server_still_answers_every_client(hostile: Target) -> None:
     assert hostile.server.proc is not None and hostile.server.proc.poll() is None
     with httpx.Client(base_url=hostile.server.base_url, timeout=10) as http:
         assert http.get("/healthz").status_code == 200
+
+
+def test_expect_100_continue_is_answered_before_the_body_is_sent(hostile: Target) -> None:
+    # The interim answer is written alone (no final answer follows it in the same turn
+    # of the event loop): it must still leave before the client sends the body.
+    body = json.dumps(one_element_batch(INTEGRATION, "u", id="after-continue")).encode()
+    with connect(hostile) as sock:
+        sock.sendall(
+            head(
+                hostile,
+                f"Authorization: Bearer {hostile.token}".encode(),
+                b"Content-Type: application/json",
+                f"Content-Length: {len(body)}".encode(),
+                b"Expect: 100-continue",
+                b"Connection: close",
+            )
+            + b"\r\n"
+        )
+        assert answered(sock, 10), "no 100 Continue within 10 s"
+        interim = sock.recv(65536)
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n", interim
+        sock.sendall(body)
+        status, data = read_response(sock)
+    assert status == 200, data
+    assert b'"created":1' in data.replace(b" ", b""), data
