@@ -14,9 +14,9 @@ The tenant, its integration and a client are made through the ``kpihub`` command
 and the ``data_points`` rows are bulk-loaded with the fastest path of each backend:
 
 - SQLite: one connection, no journal, ``synchronous=OFF``, one transaction of
-  ``executemany`` over chunks of pre-built tuples, rows in primary-key order (the
-  table is ``WITHOUT ROWID``, so that is an append), secondary indexes dropped before
-  and recreated after from their own ``CREATE INDEX`` text; WAL mode restored.
+  ``executemany`` over chunks of pre-built tuples appended to the rowid table, its
+  indexes (the key's and the time index) dropped before and recreated after from
+  their own ``CREATE INDEX`` text; WAL mode restored.
 - PostgreSQL: every index and the primary key dropped, ``TRUNCATE`` + ``COPY ... FREEZE``
   in one transaction, then the primary key and indexes recreated from their own
   definitions (``maintenance_work_mem`` 1 GB) and ``VACUUM ANALYZE``.
