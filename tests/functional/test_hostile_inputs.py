@@ -332,8 +332,7 @@ def test_the_server_still_answers_every_client(hostile: Target) -> None:
 
 
 def test_expect_100_continue_is_answered_before_the_body_is_sent(hostile: Target) -> None:
-    # The interim answer is written alone (no final answer follows it in the same turn
-    # of the event loop): it must still leave before the client sends the body.
+    # The client waits for the interim answer before it sends the body.
     body = json.dumps(one_element_batch(INTEGRATION, "u", id="after-continue")).encode()
     with connect(hostile) as sock:
         sock.sendall(

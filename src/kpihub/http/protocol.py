@@ -1,5 +1,5 @@
 """The HTTP/1.1 protocol ``kpihub serve`` runs: uvicorn's httptools one, with the request
-head bounded in size and in time, and each response sent in one piece.
+head bounded in size and in time.
 
 httptools (llhttp) keeps a request line and headers of any size in memory while they
 arrive, and uvicorn waits for them forever: a connection that sends nothing, or a
@@ -31,43 +31,6 @@ def _json_response(status: bytes, document: dict[str, object]) -> bytes:
         b"content-length: " + str(len(body)).encode() + b"\r\n"
         b"connection: close\r\n\r\n" + body
     )
-
-
-class _OneSendTransport:
-    """What a response cycle writes to: the connection's transport, with a response's
-    head held until its body follows, so that both leave in one send.
-
-    uvicorn writes the status line and headers, then the body, in two calls: two sends,
-    and the client woke twice. A held write also leaves at the end of the event loop's
-    current turn (a head with no body yet, a ``100 Continue``), and before a close.
-    """
-
-    __slots__ = ("_held", "_loop", "_transport")
-
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
-        self._transport = transport
-        self._loop = loop
-        self._held: bytes | None = None
-
-    def write(self, data: bytes) -> None:
-        if self._held is None:
-            self._held = data
-            self._loop.call_soon(self._flush)
-        else:
-            held, self._held = self._held, None
-            self._transport.writelines((held, data))
-
-    def close(self) -> None:
-        self._flush()
-        self._transport.close()
-
-    def _flush(self) -> None:
-        if self._held is not None:
-            held, self._held = self._held, None
-            self._transport.write(held)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
 
 
 class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
@@ -114,8 +77,6 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = None
         self._disarm()
         super().on_headers_complete()
-        if self.cycle is not None and self.cycle.transport is self.transport:
-            self.cycle.transport = _OneSendTransport(self.transport, self.loop)  # type: ignore[assignment]
 
     # -- time ----------------------------------------------------------------------
 
