@@ -204,14 +204,21 @@ def test_the_element_first_key_keeps_every_point_both_ways(tmp_path: Path) -> No
     assert stored()[:2] == (rows, scope_first)
 
 
-def test_the_staging_table_loses_its_key_and_keeps_its_rows_both_ways(tmp_path: Path) -> None:
+def at_revision_holding(
+    tmp_path: Path, revision: str, table: str, rows: list[tuple[object, ...]], columns: str
+) -> str:
+    """A SQLite file migrated to ``revision`` whose ``table`` holds ``rows``; its URL."""
     url = f"sqlite:///{tmp_path / 'k.db'}"
-    upgrade(url, "0006")
-    rows = point_rows(30, revision=2)
+    upgrade(url, revision)
+    marks = ", ".join("?" * len(rows[0]))
     with sqlite3.connect(tmp_path / "k.db") as conn:
-        conn.executemany(
-            f"INSERT INTO data_points_incoming ({COLUMNS}) VALUES ({', '.join('?' * 17)})", rows
-        )
+        conn.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)
+    return url
+
+
+def test_the_staging_table_loses_its_key_and_keeps_its_rows_both_ways(tmp_path: Path) -> None:
+    rows = point_rows(30, revision=2)
+    url = at_revision_holding(tmp_path, "0006", "data_points_incoming", rows, COLUMNS)
 
     def staged() -> tuple[list[tuple[object, ...]], list[list[str]]]:
         with sqlite3.connect(tmp_path / "k.db") as conn:
@@ -290,14 +297,10 @@ def test_series_ids_fill_every_point_and_go_away_again(tmp_path: Path) -> None:
 
 
 def test_the_points_get_a_rowid_and_keep_their_key_both_ways(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'k.db'}"
-    upgrade(url, "0008")
     rows = point_rows(25, revision=2)
-    with sqlite3.connect(tmp_path / "k.db") as conn:
-        conn.executemany(
-            f"INSERT INTO data_points ({COLUMNS}, series_id) VALUES ({', '.join('?' * 18)})",
-            [(*r, 1) for r in rows],
-        )
+    url = at_revision_holding(
+        tmp_path, "0008", "data_points", [(*r, 1) for r in rows], f"{COLUMNS}, series_id"
+    )
 
     def layout() -> tuple[list[tuple[object, ...]], dict[str, list[str]], bool]:
         """The points, each index's columns (by name), and whether the table has rowids."""
