@@ -503,8 +503,9 @@ async def test_a_second_storage_on_the_same_database_sees_committed_data(
 async def test_the_last_point_breaks_ties_by_element_id_then_type_then_context(
     store: Storage, tenant: Tenant, client: Client
 ) -> None:
-    # One user's points of one KPI, three at the latest timestamp; SQLite's time index
-    # holds none of the tie-breaks (migration 0009), so they are read from the rows.
+    # Points of one KPI from three users, four at the latest timestamp; SQLite's time
+    # index holds neither the element id nor the context (migration 0009), so the
+    # tie-breaks are read from the rows.
     def pushed(type_: str, context: str, points: list[tuple[str, float, int, str]]) -> BatchWrite:
         return BatchWrite(
             batch_id=f"{type_}-{context}",
