@@ -367,15 +367,15 @@ def _last_order(collate: str) -> str:
     return "ts DESC, " + ", ".join(f"{c}{collate} DESC" for c in _TIE_BREAKS)
 
 
-def _ranked(part: dict[str, str], where: str, collate: str) -> str:
+def _ranked(part: dict[str, str], where: str, collate: str, *, counted: bool) -> str:
     """The points of ``where`` as rows of ``part``'s aliases, ``value``, ``rn`` (1 for the
-    "last" point of its partition) and ``n`` (its partition's points)."""
+    "last" point of its partition) and, when ``counted``, ``n`` (its partition's points)."""
     columns = ", ".join(f"{expr} AS {alias}" for alias, expr in part.items())
     by = ", ".join(part.values())
+    n = f", COUNT(*) OVER (PARTITION BY {by}) AS n" if counted else ""
     return (
         f"SELECT {columns}, value, ROW_NUMBER() OVER (PARTITION BY {by} "
-        f"ORDER BY {_last_order(collate)}) AS rn, COUNT(*) OVER (PARTITION BY {by}) AS n "
-        f"FROM data_points WHERE {where}"
+        f"ORDER BY {_last_order(collate)}) AS rn{n} FROM data_points WHERE {where}"
     )
 
 
@@ -416,7 +416,8 @@ def slots_sql(
         raise ValueError(group_by)
     b = Binder(mark)
     where = where_points(b, flt, contexts, series=series)
-    group, source, same = group_by or "NULL", "data_points", f"{group_by} IS a.g"
+    group, source = group_by or "NULL", "data_points"
+    same = "true" if group_by is None else f"{group_by} IS a.g"  # the last point's group
     if series and group_by == "kpi":
         # SQLite's time index holds no KPI (migration 0009): its series names it.
         group, source = "k.kpi", "data_points JOIN series AS k ON k.id = data_points.series_id"
@@ -434,10 +435,10 @@ def slots_sql(
             "MIN(value) AS low, MAX(value) AS high, MAX(ts) AS mt "
             f"FROM {source} WHERE {where} GROUP BY 1, 2"
         )
-        last = _last_value(b, flt, contexts, same if group_by else "true", collate)
+        last = _last_value(b, flt, contexts, same, collate)
         sql = f"WITH a AS ({aggregates}) SELECT g, s, total, n, low, high, {last} FROM a"
         return sql, b.params
-    ranked = _ranked({"g": group, "s": slot_expr}, where, collate)
+    ranked = _ranked({"g": group, "s": slot_expr}, where, collate, counted=False)
     sql = (
         "SELECT g, s, SUM(value), COUNT(*), MIN(value), MAX(value), "
         f"MAX(CASE WHEN rn = 1 THEN value END) FROM ({ranked}) x GROUP BY g, s"
@@ -479,7 +480,7 @@ def leaderboard_sql(
         last = _last_value(b, flt, contexts, f"{by} = a.id", collate)
         per_id = f"SELECT id, {last} AS v, n FROM a"
     elif agg == "last":
-        ranked = _ranked({"id": by}, where, collate)
+        ranked = _ranked({"id": by}, where, collate, counted=True)
         per_id = f"SELECT id, value AS v, n FROM ({ranked}) r WHERE rn = 1"
     else:
         per_id = (
